@@ -1,0 +1,30 @@
+// Kernel configurations of the sm_90a block-scaled GEMM and the dispatch
+// that picks one (host only; device code in block_scaled_mm_sm90.cuh).
+#pragma once
+
+#include "block_scaled_mm_sm90.cuh"
+
+namespace custom_fp8::sm90 {
+
+using cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8BlockScaledAccum;
+using cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8BlockScaledAccum;
+
+// M in (0, 64], or any M whose activation-scale columns are not 16-byte
+// aligned (the non-swapped kernel loads them with TMA): out^T tiles of
+// 128 (N) x 16 (M).
+using BlockConfigSwap = GemmConfig<Shape<_128, _16, _128>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecializedPingpongFP8BlockScaledAccum,
+                                   cutlass::epilogue::TmaWarpSpecialized, true>;
+// M in (64, inf)
+using BlockConfigLarge = GemmConfig<Shape<_128, _128, _128>, Shape<_1, _2, _1>,
+                                    KernelTmaWarpSpecializedCooperativeFP8BlockScaledAccum,
+                                    cutlass::epilogue::TmaWarpSpecializedCooperative, false>;
+
+template <class ElementD>
+void dispatch_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
+  if (p.m <= 64 || p.m % 4 != 0 || p.scale_a_ld % 4 != 0)
+    return run_block_scaled_mm<BlockScaledMmKernel<ElementD, BlockConfigSwap>>(p, stream);
+  return run_block_scaled_mm<BlockScaledMmKernel<ElementD, BlockConfigLarge>>(p, stream);
+}
+
+}  // namespace custom_fp8::sm90

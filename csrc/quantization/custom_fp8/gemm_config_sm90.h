@@ -1,0 +1,18 @@
+// The knobs of one sm_90a GEMM kernel, shared by the scaled and the
+// block-scaled GEMM dispatch tables.
+#pragma once
+
+namespace custom_fp8::sm90 {
+
+// One GEMM configuration: what a dispatch table picks per M bucket.
+template <class TileShape_, class ClusterShape_, class KernelSchedule_,
+          class EpilogueSchedule_, bool kSwapAB_>
+struct GemmConfig {
+  using TileShape = TileShape_;                // CTA tile (M', N', K) of the problem CUTLASS sees
+  using ClusterShape = ClusterShape_;          // CTAs per cluster (TMA multicast)
+  using KernelSchedule = KernelSchedule_;      // main-loop warp specialization
+  using EpilogueSchedule = EpilogueSchedule_;  // epilogue warp specialization
+  static constexpr bool kSwapAB = kSwapAB_;    // M' = N, N' = M (small M)
+};
+
+}  // namespace custom_fp8::sm90

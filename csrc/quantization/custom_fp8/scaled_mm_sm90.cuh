@@ -1,0 +1,137 @@
+// The Hopper (sm_90a) FP8 GEMM with the dequant fused into its epilogue:
+//   out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias
+// CUTLASS 3.x collectives: TMA loads, warp-specialized WGMMA main loop with
+// float32 promotion of the FP8 accumulators every k-tile, and an epilogue
+// visitor tree (EVT) that applies the scales and bias in float32 before one
+// rounding to bf16/fp16 and a TMA store.
+//
+// Swap-AB (small M): CUTLASS computes out^T = b^T a^T, so the large N fills
+// the 64-row WGMMA tiles and the few tokens become the narrow tile N.
+#pragma once
+
+#include <type_traits>
+
+#include "cute/tensor.hpp"
+#include "cutlass/cutlass.h"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+
+#include "gemm_config_sm90.h"
+#include "scaled_mm_sm90.h"
+#include "torch_utils.h"
+
+namespace custom_fp8::sm90 {
+
+using namespace cute;
+namespace fusion = cutlass::epilogue::fusion;
+
+template <class ElementD_, class Config>
+struct ScaledMmKernel {
+  using ElementAB = cutlass::float_e4m3_t;  // A and B: e4m3 codes
+  using ElementD = ElementD_;                // output: bfloat16_t or half_t
+  using ElementAcc = float;                  // accumulators (promoted every k-tile)
+  using TileShape = typename Config::TileShape;
+  static constexpr bool kSwapAB = Config::kSwapAB;
+
+  // Problem operands, both K-major as FP8 WGMMA needs. No swap: A' = a,
+  // B' = b, D' = out (row-major). Swap: A' = b^T (the [N, K] weight),
+  // B' = a, D' = out^T, i.e. out row-major seen as column-major.
+  using LayoutA = cutlass::layout::RowMajor;
+  using LayoutB = cutlass::layout::ColumnMajor;
+  using LayoutD = std::conditional_t<kSwapAB, cutlass::layout::ColumnMajor,
+                                     cutlass::layout::RowMajor>;
+  static constexpr int kAlignmentAB = 128 / cutlass::sizeof_bits<ElementAB>::value;
+  static constexpr int kAlignmentD = 128 / cutlass::sizeof_bits<ElementD>::value;
+
+  // Epilogue visitor tree. A broadcast with a `bool` stride is a vector when
+  // the stride is true and a scalar when false: one kernel serves per-tensor
+  // and per-token scale_a, per-tensor and per-channel scale_b. A null bias
+  // pointer reads as 0.
+  using RowVector = fusion::Sm90ColBroadcast<0, TileShape, float, float, Stride<bool, _0, _0>>;
+  using ColVector = fusion::Sm90RowBroadcast<0, TileShape, float, float, Stride<_0, bool, _0>>;
+  using ScaleA = std::conditional_t<kSwapAB, ColVector, RowVector>;  // along M
+  using ScaleB = std::conditional_t<kSwapAB, RowVector, ColVector>;  // along N
+  using Bias = std::conditional_t<
+      kSwapAB, fusion::Sm90ColBroadcast<0, TileShape, ElementD, float, Stride<_1, _0, _0>>,
+      fusion::Sm90RowBroadcast<0, TileShape, ElementD, float, Stride<_0, _1, _0>>>;
+  using Multiply = fusion::Sm90Compute<cutlass::multiplies, float, float,
+                                       cutlass::FloatRoundStyle::round_to_nearest>;
+  using MultiplyAdd = fusion::Sm90Compute<cutlass::homogeneous_multiply_add, ElementD, float,
+                                          cutlass::FloatRoundStyle::round_to_nearest>;
+  using ScaledAcc = fusion::Sm90EVT<Multiply, ScaleB, fusion::Sm90AccFetch>;
+  using EpilogueEVT = fusion::Sm90EVT<MultiplyAdd, ScaleA, ScaledAcc, Bias>;
+
+  using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape,
+      typename Config::ClusterShape, cutlass::epilogue::collective::EpilogueTileAuto,
+      ElementAcc, float, void, LayoutD, kAlignmentD, ElementD, LayoutD, kAlignmentD,
+      typename Config::EpilogueSchedule, EpilogueEVT>::CollectiveOp;
+
+  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementAB, LayoutA, kAlignmentAB,
+      ElementAB, LayoutB, kAlignmentAB, ElementAcc, TileShape, typename Config::ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+          sizeof(typename CollectiveEpilogue::SharedStorage))>,
+      typename Config::KernelSchedule>::CollectiveOp;
+
+  using GemmKernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>,
+                                                          CollectiveMainloop, CollectiveEpilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
+};
+
+template <class Kernel>
+void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
+  using Gemm = typename Kernel::Gemm;
+  using GemmKernel = typename Kernel::GemmKernel;
+  using ElementAB = typename Kernel::ElementAB;
+  using ElementD = typename Kernel::ElementD;
+  using StrideA = typename GemmKernel::StrideA;
+  using StrideB = typename GemmKernel::StrideB;
+  using StrideD = typename GemmKernel::StrideD;
+  constexpr bool kSwap = Kernel::kSwapAB;
+
+  const int m = static_cast<int>(p.m), n = static_cast<int>(p.n), k = static_cast<int>(p.k);
+  auto* a = static_cast<const ElementAB*>(p.a);
+  auto* b = static_cast<const ElementAB*>(p.b);
+  const StrideA stride_a = make_stride(kSwap ? p.ldb : p.lda, Int<1>{}, int64_t(0));
+  const StrideB stride_b = make_stride(kSwap ? p.lda : p.ldb, Int<1>{}, int64_t(0));
+  StrideD stride_d{};
+  if constexpr (kSwap) {
+    stride_d = make_stride(Int<1>{}, p.n, int64_t(0));
+  } else {
+    stride_d = make_stride(p.n, Int<1>{}, int64_t(0));
+  }
+
+  typename Kernel::ScaleA::Arguments scale_a{p.scale_a, 0.0f, {}};
+  typename Kernel::ScaleB::Arguments scale_b{p.scale_b, 0.0f, {}};
+  if constexpr (kSwap) {
+    scale_a.dRow = make_stride(_0{}, p.scale_a_per_token, _0{});
+    scale_b.dCol = make_stride(p.scale_b_per_channel, _0{}, _0{});
+  } else {
+    scale_a.dCol = make_stride(p.scale_a_per_token, _0{}, _0{});
+    scale_b.dRow = make_stride(_0{}, p.scale_b_per_channel, _0{});
+  }
+  typename Kernel::Bias::Arguments bias{static_cast<const ElementD*>(p.bias), ElementD(0), {}};
+
+  typename GemmKernel::Arguments args{
+      cutlass::gemm::GemmUniversalMode::kGemm,
+      kSwap ? make_shape(n, m, k, 1) : make_shape(m, n, k, 1),
+      {kSwap ? b : a, stride_a, kSwap ? a : b, stride_b},
+      {{scale_a, {scale_b, {}, {}}, bias, {}},
+       nullptr, stride_d, static_cast<ElementD*>(p.out), stride_d}};
+
+  Gemm gemm;
+  STD_TORCH_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
+                  "custom_fp8.scaled_mm: CUTLASS cannot implement M=", p.m, " N=", p.n,
+                  " K=", p.k);
+  STD_TORCH_CHECK(Gemm::get_workspace_size(args) == 0,
+                  "custom_fp8.scaled_mm: this configuration needs a workspace");
+  const cutlass::Status status = gemm.run(args, nullptr, stream);
+  STD_TORCH_CHECK(status == cutlass::Status::kSuccess, "custom_fp8.scaled_mm: CUTLASS error ",
+                  cutlassGetStatusString(status));
+}
+
+}  // namespace custom_fp8::sm90

