@@ -30,28 +30,33 @@ def model_shapes(tp_sizes=(1, 2)):
     return out
 
 
+def _generator(device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def activation(m: int, k: int, dtype=torch.bfloat16, device="cpu", seed: int = 0) -> torch.Tensor:
     """Random activations with per-row magnitudes spread over 4 decades and a
     few outliers, like real hidden states; never all zeros."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(m, k, generator=g, dtype=torch.float64)
-    x *= torch.exp(torch.empty(m, 1, dtype=torch.float64).uniform_(-4, 4, generator=g))
-    outliers = torch.rand(m, k, generator=g) < 0.002
+    g = _generator(device, seed)
+    x = torch.randn(m, k, generator=g, device=device)
+    x *= torch.exp(torch.empty(m, 1, device=device).uniform_(-4, 4, generator=g))
+    outliers = torch.rand(m, k, generator=g, device=device) < 0.002
     x[outliers] *= 50
-    return x.to(dtype).to(device)
+    return x.to(dtype)
 
 
 def log_uniform(shape, lo: float, hi: float, device="cpu", seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    u = torch.empty(shape, dtype=torch.float64).uniform_(math.log(lo), math.log(hi), generator=g)
-    return u.exp().float().to(device)
+    u = torch.empty(shape, device=device).uniform_(math.log(lo), math.log(hi),
+                                                   generator=_generator(device, seed))
+    return u.exp()
 
 
 def random_fp8(rows: int, cols: int, device="cpu", seed: int = 0) -> torch.Tensor:
     """Random e4m3 codes spread over the whole finite range (no NaN codes)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, cols, generator=g) * torch.exp(torch.empty(rows, cols).uniform_(-3, 3, generator=g))
-    return x.clamp(-448, 448).to(FP8).to(device)
+    g = _generator(device, seed)
+    x = torch.randn(rows, cols, generator=g, device=device)
+    x *= torch.exp(torch.empty(rows, cols, device=device).uniform_(-3, 3, generator=g))
+    return x.clamp(-448, 448).to(FP8)
 
 
 def without_k_block(a: torch.Tensor, block: int = 1, size: int = 128) -> torch.Tensor:

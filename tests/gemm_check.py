@@ -33,8 +33,7 @@ def check_gemm(out: torch.Tensor, ref: torch.Tensor, ref_abs: torch.Tensor, k: i
     from conftest import rel_error
 
     assert not torch.isnan(out).any(), "NaN in the output (unwritten element?)"
-    got = out.double().cpu()
-    ref, ref_abs = ref.cpu(), ref_abs.cpu()
+    got = out.double()  # compared on the output's device
     info = torch.finfo(out.dtype)
     # Results past the output range must overflow to inf of the right sign
     # (round-to-nearest: from max + ulp/2 on); a thin band around that edge
@@ -51,7 +50,7 @@ def check_gemm(out: torch.Tensor, ref: torch.Tensor, ref_abs: torch.Tensor, k: i
     if err.numel():
         worst = int((err / bound).argmax())
         assert bool((err <= bound).all()), (
-            f"elementwise bound exceeded: got {got[worst]:.6g}, ref {ref[worst]:.6g}, "
-            f"bound {bound[worst]:.3g}")
+            f"elementwise bound exceeded: got {got[worst].item():.6g}, "
+            f"ref {ref[worst].item():.6g}, bound {bound[worst].item():.3g}")
     metric = rel_error(got, ref)
     assert metric < REL_ERROR_LIMIT, f"relative error metric {metric:.3g} >= {REL_ERROR_LIMIT}"

@@ -1,0 +1,453 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Time one whole FP8 linear layer (bf16 activation -> quant -> FP8 GEMM ->
+dequant -> bf16) on the fork's kernels beside upstream vLLM 0.25.1's own
+paths, cuBLASLt and bf16, for every Llama-3-8B / Qwen2.5-7B projection.
+
+    python benchmarks/bench_fp8_linear.py --out bench.json          # everything
+    python benchmarks/bench_fp8_linear.py --preset quick --out q.json
+    python benchmarks/report.py bench.json                          # tables, plots
+
+Method (docs/benchmarks.md): every timed configuration is first validated
+against a float64 reference. t_graph: a CUDA graph of back-to-back calls
+cycling through operand copies that span >= 4x the 50 MB L2 (cold cache, no
+launch gaps); methods of one (shape, M) are replayed interleaved, `repeats`
+times; the median is reported with the spread. t_eager: the same calls from
+a host loop, launch and Python overhead included. Ceilings (copy bandwidth,
+FP8 peak) are measured in the same run. Upstream's ops come from its _C
+library (--upstream-c, default $VLLM_UPSTREAM_C).
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import vllm.custom_fp8 as cf8  # noqa: E402
+from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
+from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
+
+FP8 = torch.float8_e4m3fn
+L2_BYTES = 50e6
+SPAN_BYTES = 4 * L2_BYTES
+GRAPH_TARGET_S = 0.02  # each replay ~20 ms
+MIN_CALLS, MAX_CALLS = 4, 400
+
+
+@dataclass
+class Shape:
+    model: str
+    proj: str
+    tp: int
+    n: int
+    k: int
+    bias: bool  # Qwen2's qkv_proj carries a bias
+
+
+def model_shapes(models, projections, tps):
+    spec = json.loads((REPO / "data" / "shapes.json").read_text())
+    for model in models:
+        for proj, s in spec["models"][model]["layers"].items():
+            if proj not in projections:
+                continue
+            for tp in tps:
+                n = s["n"] // tp if s["split"] == "n" else s["n"]
+                k = s["k"] // tp if s["split"] == "k" else s["k"]
+                yield Shape(model, proj, tp, n, k, bias=model.startswith("qwen") and proj == "qkv_proj")
+
+
+# ----------------------------------------------------------------- timing
+
+def time_graphs(fns: dict, n_copies: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each fn(i), from CUDA-graph replays interleaved
+    across fns (A, B, A, B, ...)."""
+    graphs = {}
+    for name, fn in fns.items():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(n_copies):
+            fn(i)
+        torch.cuda.synchronize()
+        est = max((time.perf_counter() - t0) / n_copies, 1e-6)
+        calls = int(min(MAX_CALLS, max(MIN_CALLS, n_copies, GRAPH_TARGET_S / est)))
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for j in range(calls):
+                fn(j % n_copies)
+        g.replay()
+        graphs[name] = (g, calls)
+    torch.cuda.synchronize()
+    times = {name: [] for name in fns}
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for _ in range(repeats):
+        for name, (g, calls) in graphs.items():
+            start.record()
+            g.replay()
+            end.record()
+            end.synchronize()
+            times[name].append(start.elapsed_time(end) * 1e-3 / calls)
+    del graphs
+    return times
+
+
+def time_eager(fn, n_copies: int, calls: int = 50) -> float:
+    for i in range(n_copies):
+        fn(i)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for j in range(calls):
+        fn(j % n_copies)
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / calls
+
+
+def ceilings() -> dict:
+    """Large device-copy bandwidth (bytes read + written) and FP8 peak."""
+    n = 1 << 30
+    src, dst = torch.empty(n, dtype=torch.uint8, device="cuda"), torch.empty(n, dtype=torch.uint8,
+                                                                              device="cuda")
+    t_copy = statistics.median(time_graphs({"copy": lambda i: dst.copy_(src)}, 1, 5)["copy"])
+    a = torch.randn(8192, 8192, device="cuda").to(FP8)
+    b = torch.randn(8192, 8192, device="cuda").to(FP8).t()
+    one = torch.ones((), device="cuda")
+    mm = lambda i: torch._scaled_mm(a, b, one, one, out_dtype=torch.bfloat16,  # noqa: E731
+                                    use_fast_accum=True)
+    t_mm = statistics.median(time_graphs({"mm": mm}, 1, 5)["mm"])
+    return {"copy_bw_Bps": 2 * n / t_copy, "fp8_peak_flops": 2 * 8192**3 / t_mm}
+
+
+# ----------------------------------------------------------------- methods
+
+def native_quant(per_token: bool):
+    """Upstream's QuantFP8.forward_native math (what vLLM's default compile
+    mode hands to Inductor): amax, scale clamp, multiply by the reciprocal."""
+    def quant(x):
+        amax = x.abs().amax(dim=-1, keepdim=True) if per_token else x.abs().amax().reshape(1, 1)
+        scale = (amax.float() / 448.0).clamp(min=1.0 / (448.0 * 512.0))
+        return (x.float() * scale.reciprocal()).clamp(-448.0, 448.0).to(FP8), scale
+    return torch.compile(quant, dynamic=True)
+
+
+class Operands:
+    """Copies of one shape's operands, enough to span SPAN_BYTES."""
+
+    def __init__(self, shape: Shape, m: int, weights: dict):
+        self.w = weights
+        x_bytes = 2 * m * shape.k
+        self.n_copies = max(1, min(weights["copies"], math.ceil(
+            SPAN_BYTES / (x_bytes + shape.n * shape.k + 2 * m * shape.n))))
+        g = torch.Generator(device="cuda").manual_seed(m)
+        self.x = []
+        for _ in range(self.n_copies):
+            x = torch.randn(m, shape.k, device="cuda", generator=g)
+            x *= torch.exp(torch.empty(m, 1, device="cuda").uniform_(-2, 2, generator=g))
+            self.x.append(x.to(torch.bfloat16))
+
+
+def make_weights(shape: Shape) -> dict:
+    """The layer's weight in every form the methods take, in enough copies
+    to span SPAN_BYTES: bf16; FP8 with per-channel, per-tensor and 128x128
+    block scales (every model N and K is a multiple of 128)."""
+    n, k = shape.n, shape.k
+    copies = max(1, math.ceil(SPAN_BYTES / (n * k)))
+    g = torch.Generator(device="cuda").manual_seed(n + k)
+    w = torch.randn(n, k, device="cuda", generator=g) * 0.02
+    ch_scale = w.abs().amax(dim=1) / 448.0
+    t_scale = (w.abs().amax() / 448.0).reshape(1)
+    blocks = w.reshape(n // 128, 128, k // 128, 128)
+    block_scale_inv = blocks.abs().amax(dim=(1, 3)) / 448.0  # [N/128, K/128]
+    quantized = {
+        "token": w / ch_scale[:, None],
+        "tensor": w / t_scale,
+        "block": (blocks / block_scale_inv[:, None, :, None]).reshape(n, k),
+    }
+    weights = {key: [q.to(FP8) for _ in range(copies)] for key, q in quantized.items()}
+    weights.update(copies=copies, bf16=w.to(torch.bfloat16), ch_scale=ch_scale, t_scale=t_scale,
+                   block_scale_inv=block_scale_inv.contiguous(),
+                   bias=(torch.randn(n, device="cuda", generator=g) * 0.1).to(torch.bfloat16)
+                   if shape.bias else None)
+    return weights
+
+
+def dequantized_weight(w: dict, method: str) -> torch.Tensor:
+    """float64 [N, K] weight a method multiplies by (for validation)."""
+    if method == "bf16":
+        return w["bf16"].double()
+    if "block" in method:
+        sb = w["block_scale_inv"].double().repeat_interleave(128, 0).repeat_interleave(128, 1)
+        return w["block"][0].double() * sb
+    if "tensor" in method:
+        return w["tensor"][0].double() * w["t_scale"].double()
+    return w["token"][0].double() * w["ch_scale"].double()[:, None]
+
+
+def layer_methods(ops: Operands, up: "Upstream | None", compiled: dict) -> dict:
+    """name -> fn(i): one whole layer (bf16 x -> bf16 y) on operand copy i."""
+    w, x, bias = ops.w, ops.x, ops.w["bias"]
+
+    def wt(i, key):  # [K, N] view of weight copy i
+        return w[key][i % w["copies"]].t()
+
+    token, tensor = ActivationScheme.DYNAMIC_TOKEN, ActivationScheme.DYNAMIC_TENSOR
+    methods = {
+        "ours_cuda_token": lambda i: fp8_linear(x[i], wt(i, "token"), w["ch_scale"], token,
+                                                bias=bias),
+        "ours_cuda_tensor": lambda i: fp8_linear(x[i], wt(i, "tensor"), w["t_scale"], tensor,
+                                                 bias=bias),
+        "ours_triton_token": lambda i: triton_layer(x[i], wt(i, "token"), w["ch_scale"], bias),
+        "cublas_tensor": lambda i: cublas_tensor(x[i], wt(i, "tensor"), w["t_scale"], bias),
+        "cublas_rowwise": lambda i: cublas_rowwise(x[i], wt(i, "token"), w["ch_scale"], bias),
+        "bf16": lambda i: torch.nn.functional.linear(x[i], w["bf16"], bias),
+    }
+    if up is not None:
+        methods.update({
+            "vllm_eager_token": lambda i: up.layer(up.per_token_quant, x[i], wt(i, "token"),
+                                                   w["ch_scale"], bias),
+            "vllm_compiled_token": lambda i: up.layer(compiled["token"], x[i], wt(i, "token"),
+                                                      w["ch_scale"], bias),
+            "vllm_online_tensor": lambda i: up.layer(compiled["tensor"], x[i], wt(i, "tensor"),
+                                                     w["t_scale"], bias),
+        })
+    return methods
+
+
+def block_methods(ops: Operands, up: "Upstream | None") -> dict:
+    w, x = ops.w, ops.x
+
+    def wt(i):
+        return w["block"][i % w["copies"]].t()
+
+    scale_t = w["block_scale_inv"].t()
+    methods = {
+        "ours_cuda_block": lambda i: fp8_linear(x[i], wt(i), scale_t, ActivationScheme.DYNAMIC_GROUP),
+        "ours_triton_block": lambda i: triton_block_layer(x[i], wt(i), scale_t),
+    }
+    if up is not None:
+        methods["vllm_block"] = lambda i: up.layer(up.group_quant, x[i], wt(i), scale_t, None)
+    return methods
+
+
+def component_methods(ops: Operands, up: "Upstream | None") -> dict:
+    """The GEMM alone (pre-quantized activations), the quant alone, and a
+    device copy of the quant's bytes (its achievable floor)."""
+    w, x = ops.w, ops.x
+    pre = [cf8.scaled_fp8_quant(xi, use_per_token_if_dynamic=True) for xi in x]
+    m, k = x[0].shape
+    src = torch.empty(m * k * 3 // 2, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+
+    def wt(i):
+        return w["token"][i % w["copies"]].t()
+
+    methods = {
+        "gemm_ours_token": lambda i: cf8.scaled_mm(pre[i][0], wt(i), pre[i][1], w["ch_scale"],
+                                                   torch.bfloat16),
+        "quant_ours_token": lambda i: cf8.scaled_fp8_quant(x[i], use_per_token_if_dynamic=True),
+        "quant_ours_tensor": lambda i: cf8.scaled_fp8_quant(x[i]),
+        "copy": lambda i: dst.copy_(src),
+    }
+    if up is not None:
+        methods["gemm_vllm_token"] = lambda i: up.scaled_mm(pre[i][0], wt(i), pre[i][1],
+                                                            w["ch_scale"])
+        methods["quant_vllm_token"] = lambda i: up.per_token_quant(x[i])
+    return methods
+
+
+class Upstream:
+    """Upstream vLLM 0.25.1's CUDA ops from its released _C library."""
+
+    def __init__(self, path: str):
+        torch.ops.load_library(path)
+        self.ops = torch.ops._C
+
+    def per_token_quant(self, x):
+        q = torch.empty(x.shape, dtype=FP8, device=x.device)
+        s = torch.empty(x.shape[0], 1, dtype=torch.float32, device=x.device)
+        self.ops.dynamic_per_token_scaled_fp8_quant(q, x, s, None)
+        return q, s
+
+    def group_quant(self, x):
+        m, k = x.shape
+        q = torch.empty(x.shape, dtype=FP8, device=x.device)
+        s = torch.empty(k // 128, m, dtype=torch.float32, device=x.device).t()
+        self.ops.per_token_group_fp8_quant(x, q, s, 128, 1e-10, -448.0, 448.0, False, False, False)
+        return q, s
+
+    def scaled_mm(self, a, b, sa, sb, bias=None):
+        out = torch.empty(a.shape[0], b.shape[1], dtype=torch.bfloat16, device=a.device)
+        self.ops.cutlass_scaled_mm(out, a, b, sa, sb, bias)
+        return out
+
+    def layer(self, quant, x, b, sb, bias):
+        q, s = quant(x)
+        return self.scaled_mm(q, b, s, sb, bias)
+
+
+def cublas_tensor(x, b, sb, bias):
+    q, s = cf8.scaled_fp8_quant(x)
+    return torch._scaled_mm(q, b, s.reshape(()), sb.reshape(()), bias=bias,
+                            out_dtype=torch.bfloat16)
+
+
+def cublas_rowwise(x, b, sb, bias):
+    q, s = cf8.scaled_fp8_quant(x, use_per_token_if_dynamic=True)
+    return torch._scaled_mm(q, b, s, sb.reshape(1, -1), bias=bias, out_dtype=torch.bfloat16)
+
+
+def triton_layer(x, b, sb, bias):
+    q = torch.empty(x.shape, dtype=FP8, device=x.device)
+    s = torch.empty(x.shape[0], 1, dtype=torch.float32, device=x.device)
+    cf8_triton.dynamic_per_token_scaled_fp8_quant(q, x, s, None)
+    out = torch.empty(x.shape[0], b.shape[1], dtype=torch.bfloat16, device=x.device)
+    cf8_triton.scaled_mm(out, q, b, s, sb, bias)
+    return out
+
+
+def triton_block_layer(x, b, sb):
+    m, k = x.shape
+    q = torch.empty(x.shape, dtype=FP8, device=x.device)
+    s = torch.empty(k // 128, m, dtype=torch.float32, device=x.device).t()
+    cf8_triton.per_token_group_fp8_quant(q, x, s, 128)
+    out = torch.empty(m, b.shape[1], dtype=torch.bfloat16, device=x.device)
+    cf8_triton.block_scaled_mm(out, q, b, s, sb)
+    return out
+
+
+# ----------------------------------------------------------------- driver
+
+PRESETS = {
+    "full": dict(models=["llama-3-8b", "qwen2.5-7b"], tp=[1, 2],
+                 m=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]),
+    "quick": dict(models=["llama-3-8b", "qwen2.5-7b"], tp=[1], m=[1, 16, 64, 256, 1024, 4096]),
+}
+GROUPS = {"layer": layer_methods, "block": block_methods, "component": component_methods}
+# Validation: relative-error metric against float64 of the same weights.
+# Layers quantize the activation to FP8 (3 mantissa bits: metric ~1e-3);
+# a GEMM alone sees the same codes as its reference (tests/gemm_check.py).
+TOLERANCE = {"layer": 5e-3, "block": 5e-3, "gemm": 1e-5, "bf16": 1e-4}
+
+
+def rel_error(x, y) -> float:
+    x, y = x.double().flatten(), y.double().flatten()
+    return float(1 - 2 * (x * y).sum() / ((x * x).sum() + (y * y).sum()))
+
+
+def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
+    """None if fn's output matches float64 within its tolerance, else why not."""
+    if name.startswith(("quant_", "copy")):
+        return None  # bit-exactness of the quant is tests/test_upstream_parity.py's job
+    try:
+        out = fn(0)
+    except Exception as e:  # noqa: BLE001 - a method that cannot run is reported, not fatal
+        return f"raised {type(e).__name__}: {e}"
+    out = out if isinstance(out, torch.Tensor) else out[0]
+    w = ops.w
+    if name.startswith("gemm_"):
+        q, s = cf8.scaled_fp8_quant(ops.x[0], use_per_token_if_dynamic=True)
+        ref = (q.double() * s.double()) @ dequantized_weight(w, "token").t()
+        tol = TOLERANCE["gemm"]
+    else:
+        ref = ops.x[0].double() @ dequantized_weight(w, name).t()
+        if w["bias"] is not None and "block" not in name:
+            ref += w["bias"].double()
+        tol = TOLERANCE["bf16" if name == "bf16" else "layer"]
+    err = rel_error(out, ref)
+    return None if err < tol else f"relative error {err:.3g} >= {tol}"
+
+
+def row_metrics(name: str, shape: Shape, m: int, t: float, ceil: dict) -> dict:
+    n, k = shape.n, shape.k
+    if name.startswith(("quant_", "copy")):
+        nbytes, flops = 3 * m * k + 4 * m, 0
+    elif name.startswith("gemm_"):
+        nbytes, flops = m * k + n * k + 2 * m * n, 2 * m * n * k
+    else:  # a whole layer reads the bf16 activation
+        nbytes, flops = 2 * m * k + n * k * (2 if name == "bf16" else 1) + 2 * m * n, 2 * m * n * k
+    floor = max(nbytes / ceil["copy_bw_Bps"], flops / ceil["fp8_peak_flops"])
+    return {"bytes": nbytes, "flops": flops, "floor_us": floor * 1e6,
+            "pct_floor": 100 * floor / t, "tflops": flops / t / 1e12, "gbps": nbytes / t / 1e9}
+
+
+def metadata(ceil: dict) -> dict:
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,power.limit",
+                          "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+    import triton
+    return {"device": torch.cuda.get_device_name(), "nvidia_smi": smi,
+            "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
+            "commit": os.environ.get("CUSTOM_FP8_COMMIT", "unknown"),
+            "custom_fp8_backend": cf8.CUDA_BACKEND, "date": time.strftime("%Y-%m-%d %H:%M UTC"),
+            **ceil}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--preset", choices=PRESETS, default="full")
+    p.add_argument("--models", nargs="+")
+    p.add_argument("--projections", nargs="+",
+                   default=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"])
+    p.add_argument("--tp", nargs="+", type=int)
+    p.add_argument("--m", nargs="+", type=int)
+    p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--eager", action="store_true", help="also time from a host loop")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th shape from the i-th")
+    p.add_argument("--upstream-c", default=os.environ.get("VLLM_UPSTREAM_C"))
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    preset = PRESETS[args.preset]
+    models, tps, ms = args.models or preset["models"], args.tp or preset["tp"], args.m or preset["m"]
+    shard, n_shards = map(int, args.shard.split("/"))
+
+    up = Upstream(args.upstream_c) if args.upstream_c else None
+    compiled = {"token": native_quant(True), "tensor": native_quant(False)}
+    ceil = ceilings()
+    result = {"meta": metadata(ceil), "rows": [], "invalid": []}
+    print(f"copy {ceil['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 peak {ceil['fp8_peak_flops'] / 1e12:.0f}"
+          f" TFLOP/s, backend {cf8.CUDA_BACKEND}", flush=True)
+    shapes = list(model_shapes(models, args.projections, tps))[shard::n_shards]
+    for shape in shapes:
+        weights = make_weights(shape)
+        for m in ms:
+            ops = Operands(shape, m, weights)
+            methods = {}
+            for group in args.groups:
+                builder = GROUPS[group]
+                methods.update(builder(ops, up, compiled) if group == "layer" else builder(ops, up))
+            valid = {}
+            for name, fn in methods.items():
+                why = validate(name, fn, ops, shape)
+                if why:
+                    result["invalid"].append({**asdict(shape), "m": m, "method": name, "why": why})
+                    print(f"INVALID {shape.model} {shape.proj} tp{shape.tp} M={m} {name}: {why}")
+                else:
+                    valid[name] = fn
+            times = time_graphs(valid, ops.n_copies, args.repeats)
+            for name, ts in times.items():
+                t = statistics.median(ts)
+                row = {**asdict(shape), "m": m, "method": name, "t_graph_us": t * 1e6,
+                       "t_graph_runs_us": [x * 1e6 for x in ts],
+                       **row_metrics(name, shape, m, t, ceil)}
+                if args.eager:
+                    row["t_eager_us"] = time_eager(valid[name], ops.n_copies) * 1e6
+                result["rows"].append(row)
+            line = "  ".join(f"{name}={statistics.median(ts) * 1e6:.1f}" for name, ts in times.items())
+            print(f"{shape.model} {shape.proj} tp{shape.tp} M={m}: {line}", flush=True)
+            del ops
+        del weights
+        torch.cuda.empty_cache()
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+#!/bin/bash
+# The GPU machine's side of a device-tool call: kernel tests and benchmarks.
+#
+#   run(command="bash tools/gpu/run.sh tests bench-quick",
+#       carry=[".carry", "vllm/custom_fp8/_C.abi3.so"], kind="nvidia-h100-x1")
+#
+# Carried: vllm/custom_fp8/_C.abi3.so (built here: python setup.py build_ext
+# --inplace), .carry/e2e/_C_sm90.so.xz (upstream vLLM 0.25.1's _C, from
+# tools/gpu-e2e/bundle.sh) and .carry/test-wheels (pytest, which the GPU
+# image lacks; tools/gpu/fetch_wheels.sh). Stages, in the order given:
+#   tests          the whole pytest suite on the GPU (engine tests excluded)
+#   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
+#   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
+# Everything lands in $OUT: logs, junit XML, benchmark JSON.
+set -u
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+SITE=/tmp/site-kernels
+export PYTHONUNBUFFERED=1 CUSTOM_FP8_COMMIT=${CUSTOM_FP8_COMMIT:-unknown}
+
+{
+  echo "== setup $(date -u +%T)"
+  [ -d "$SITE" ] || python3 -m pip install -q --no-index --no-deps --target "$SITE" \
+      .carry/test-wheels/*.whl
+  [ -f /tmp/upstream_C.so ] || xz -dc .carry/e2e/_C_sm90.so.xz > /tmp/upstream_C.so
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+} 2>&1 | tee "$OUT/setup.log"
+export PYTHONPATH=$SITE:$PWD VLLM_UPSTREAM_C=/tmp/upstream_C.so
+python3 -c "import vllm.custom_fp8 as c; assert c.CUDA_BACKEND == 'cuda', c.CUDA_BACKEND" \
+  || { echo "the CUDA extension did not load"; exit 1; }
+
+for stage in "$@"; do
+  echo "== $stage $(date -u +%T)"
+  case $stage in
+    tests)
+      python3 -m pytest tests -q -m "not engine and not tool" -p no:cacheprovider \
+          --junitxml="$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
+    bench-quick)
+      python3 benchmarks/bench_fp8_linear.py --preset quick --out "$OUT/bench_quick.json" \
+          2>&1 | tee "$OUT/bench_quick.log" ;;
+    bench-full)
+      python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/bench.json" \
+          2>&1 | tee "$OUT/bench.log" ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+echo "== done $(date -u +%T)"
