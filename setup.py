@@ -62,6 +62,7 @@ class CMakeBuild(build_ext):
             f"-DCUTLASS_INCLUDE_DIR={cutlass_include_dir()}",
             f"-DTORCH_INCLUDE_DIR={torch_dir / 'include'}",
             f"-DTORCH_LIBRARY_DIR={torch_dir / 'lib'}",
+            f"-DPython3_EXECUTABLE={sys.executable}",
         ], cwd=build_temp)
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(["cmake", "--build", ".", "-j", jobs], cwd=build_temp)

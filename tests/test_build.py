@@ -25,8 +25,10 @@ pytestmark = [
 
 
 def source_hash() -> str:
-    entries = sorted(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
-                     for p in SRC.iterdir() if p.suffix in (".cu", ".cpp", ".h", ".cuh"))
+    """CMakeLists.txt's hash: sorted "relative path:sha256" of every input."""
+    entries = sorted(f"{p.relative_to(SRC)}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                     for p in SRC.rglob("*")
+                     if p.suffix in (".cu", ".cpp", ".h", ".cuh", ".json", ".py"))
     return hashlib.sha256(";".join(entries).encode()).hexdigest()
 
 
@@ -50,6 +52,10 @@ def kernels(sass: str) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2]))
 
 
+def scaled_mm_configs() -> list[str]:
+    return [c for c in build_info()["scaled_mm_configs"].split(",") if c]
+
+
 def test_source_hash_matches_tree():
     assert build_info()["source_hash"] == source_hash(), \
         "the library was built from other sources: rebuild (python setup.py build_ext --inplace)"
@@ -63,8 +69,8 @@ def test_only_sm90a_code(sass):
 
 def test_every_gemm_uses_fp8_tensor_cores(sass):
     gemms = {name: code for name, code in kernels(sass).items() if "GemmUniversal" in name}
-    # per output dtype: 6 scaled_mm configs + 2 block-scaled configs
-    assert len(gemms) == 16, sorted(gemms)
+    # per output dtype: every scaled_mm configuration + 2 block-scaled ones
+    assert len(gemms) == 2 * (len(scaled_mm_configs()) + 2), sorted(gemms)
     for name, code in gemms.items():
         assert re.search(r"QGMMA\.64x\d+x32\.F32\.E4M3\.E4M3", code), f"no QGMMA in {name[:80]}"
 

@@ -11,6 +11,7 @@
 #   tests          the whole pytest suite on the GPU (engine tests excluded)
 #   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
+#   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_h100.json
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
@@ -43,6 +44,9 @@ for stage in "$@"; do
     bench-full)
       python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/bench.json" \
           2>&1 | tee "$OUT/bench.log" ;;
+    tune)
+      python3 benchmarks/tune_scaled_mm.py --out "$OUT/scaled_mm_h100.json" \
+          2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

@@ -111,6 +111,7 @@ def scaled_mm(
     out_dtype: torch.dtype,
     bias: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
+    config: int = -1,
 ) -> torch.Tensor:
     """out[M, N] = (scale_a * a[M, K]) @ (scale_b * b[K, N]) + bias, in out_dtype.
 
@@ -119,7 +120,7 @@ def scaled_mm(
     per-channel; the dequant is fused into the GEMM epilogue.
     """
     out = _gemm_output("scaled_mm", a, b, out_dtype, out)
-    ops.scaled_mm(out, a, b, scale_a, scale_b, bias)
+    ops.scaled_mm(out, a, b, scale_a, scale_b, bias, config)
     return out
 
 

@@ -126,7 +126,7 @@ def _gemm_common(op: str, out, a, b):
     return c, m, k, n
 
 
-def check_scaled_mm(out, a, b, scale_a, scale_b, bias) -> None:
+def check_scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:
     c, m, _, n = _gemm_common("scaled_mm", out, a, b)
     c.tensor("scale_a", scale_a, (torch.float32,))
     c.contiguous("scale_a", scale_a)

@@ -74,7 +74,7 @@ def per_token_group_fp8_quant(out, input, scale, group_size) -> None:
     _write(out, y.to(FP8_DTYPE).view(m, k))
 
 
-def scaled_mm(out, a, b, scale_a, scale_b, bias) -> None:
+def scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:
     _checks.check_scaled_mm(out, a, b, scale_a, scale_b, bias)
     acc = a.float() @ b.float()
     sa = scale_a.reshape(-1, 1) if scale_a.numel() > 1 else scale_a.reshape(())

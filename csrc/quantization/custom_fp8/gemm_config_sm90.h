@@ -4,14 +4,15 @@
 
 namespace custom_fp8::sm90 {
 
-// One GEMM configuration: what a dispatch table picks per M bucket.
+// One GEMM configuration: what a dispatch table picks per shape.
 template <class TileShape_, class ClusterShape_, class KernelSchedule_,
-          class EpilogueSchedule_, bool kSwapAB_>
+          class EpilogueSchedule_, bool kSwapAB_, class TileScheduler_ = void>
 struct GemmConfig {
   using TileShape = TileShape_;                // CTA tile (M', N', K) of the problem CUTLASS sees
   using ClusterShape = ClusterShape_;          // CTAs per cluster (TMA multicast)
   using KernelSchedule = KernelSchedule_;      // main-loop warp specialization
   using EpilogueSchedule = EpilogueSchedule_;  // epilogue warp specialization
+  using TileScheduler = TileScheduler_;        // void: the schedule's default; or stream-K
   static constexpr bool kSwapAB = kSwapAB_;    // M' = N, N' = M (small M)
 };
 

@@ -22,8 +22,10 @@ void per_token_group_fp8_quant(Tensor& out, const Tensor& input, Tensor& scale,
                                int64_t group_size);
 
 // out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias.
+// config: -1 lets the dispatch choose; else a kernel configuration id
+// (scaled_mm_sm90.h), for the tuner and the tests.
 void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-               const Tensor& scale_b, const std::optional<Tensor>& bias);
+               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config);
 
 // out[M, N] = sum over 128-blocks k of scale_a[m, k] * scale_b[k, n/128] * (a @ b)_k.
 void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,

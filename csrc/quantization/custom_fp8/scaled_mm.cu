@@ -1,6 +1,8 @@
 // Entry point of `_custom_fp8::scaled_mm`: argument checks, then the sm_90a
 // CUTLASS GEMM for the output dtype (scaled_mm_sm90_{bf16,fp16}.cu). Free of
 // CUTLASS headers, so the checks compile fast.
+#include <torch/csrc/stable/ops.h>
+
 #include "checks.h"
 #include "ops.h"
 #include "scaled_mm_sm90.h"
@@ -8,7 +10,7 @@
 namespace custom_fp8 {
 
 void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-               const Tensor& scale_b, const std::optional<Tensor>& bias) {
+               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config) {
   constexpr const char* op = "scaled_mm";
   const GemmShape s = check_gemm(op, out, a, b);
 
@@ -33,8 +35,12 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
     CF8_CHECK(bias->dim() == 1 && bias->size(0) == s.n, op, "bias", "of shape [N]",
               shape_str(*bias));
   }
+  CF8_CHECK(config >= -1 && config < sm90::scaled_mm_num_configs(), op, "config",
+            "-1 (dispatch) or a kernel configuration id below ",
+            sm90::scaled_mm_num_configs(), config);
   if (s.m == 0) return;
 
+  std::optional<Tensor> workspace;  // lives until the kernel is enqueued
   const sm90::ScaledMmArgs args{
       a.data_ptr(),
       b.data_ptr(),
@@ -45,13 +51,21 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
       s.m, s.n, s.k, a.stride(0), b.stride(1),
       per_token,
       scale_b.numel() == s.n,
+      // Stream-K partial sums: from torch's caching allocator (stream-ordered,
+      // CUDA-graph safe).
+      [&](size_t bytes) {
+        workspace = torch::stable::new_empty(out, {static_cast<int64_t>(bytes)}, ScalarType::Byte);
+        return workspace->data_ptr();
+      },
   };
   const torch::stable::accelerator::DeviceGuard guard(s.device);
   const cudaStream_t stream = current_stream(s.device);
+  const int chosen = config >= 0 ? static_cast<int>(config)
+                                 : sm90::choose_scaled_mm_config(s.m, s.n, s.k);
   if (out.scalar_type() == ScalarType::BFloat16) {
-    sm90::scaled_mm_sm90_bf16(args, stream);
+    sm90::scaled_mm_sm90_bf16(args, chosen, stream);
   } else {
-    sm90::scaled_mm_sm90_fp16(args, stream);
+    sm90::scaled_mm_sm90_fp16(args, chosen, stream);
   }
   check_launch(op);
 }

@@ -77,8 +77,9 @@ struct ScaledMmKernel {
           sizeof(typename CollectiveEpilogue::SharedStorage))>,
       typename Config::KernelSchedule>::CollectiveOp;
 
-  using GemmKernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>,
-                                                          CollectiveMainloop, CollectiveEpilogue>;
+  using GemmKernel =
+      cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, CollectiveMainloop,
+                                           CollectiveEpilogue, typename Config::TileScheduler>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
 };
 
@@ -127,9 +128,9 @@ void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   STD_TORCH_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
                   "custom_fp8.scaled_mm: CUTLASS cannot implement M=", p.m, " N=", p.n,
                   " K=", p.k);
-  STD_TORCH_CHECK(Gemm::get_workspace_size(args) == 0,
-                  "custom_fp8.scaled_mm: this configuration needs a workspace");
-  const cutlass::Status status = gemm.run(args, nullptr, stream);
+  const size_t workspace_bytes = Gemm::get_workspace_size(args);
+  void* workspace = workspace_bytes ? p.workspace(workspace_bytes) : nullptr;
+  const cutlass::Status status = gemm.run(args, workspace, stream);
   STD_TORCH_CHECK(status == cutlass::Status::kSuccess, "custom_fp8.scaled_mm: CUTLASS error ",
                   cutlassGetStatusString(status));
 }

@@ -4,7 +4,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace custom_fp8::sm90 {
 
@@ -18,9 +20,35 @@ struct ScaledMmArgs {
   void* out;            // [M, N], contiguous
   int64_t m, n, k, lda, ldb;
   bool scale_a_per_token, scale_b_per_channel;
+  std::function<void*(size_t)> workspace;  // device scratch for stream-K partial sums
 };
 
-void scaled_mm_sm90_bf16(const ScaledMmArgs& p, cudaStream_t stream);
-void scaled_mm_sm90_fp16(const ScaledMmArgs& p, cudaStream_t stream);
+// The compiled kernel configurations, in id order (the `config` argument of
+// the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
+// defines each). swap_*: computes out^T (small M); *_streamk: stream-K
+// (deterministic reduction) for too few tiles to fill the GPU.
+#define CUSTOM_FP8_SCALED_MM_CONFIGS(X) \
+  X(swap_64x16x128)                     \
+  X(swap_64x32x128)                     \
+  X(swap_64x64x128)                     \
+  X(swap_128x16x128_streamk)            \
+  X(swap_128x32x128_streamk)            \
+  X(swap_128x64x128_streamk)            \
+  X(tile_64x128x128_pingpong)           \
+  X(tile_128x128x128)                   \
+  X(tile_128x128x128_streamk)
+
+#define CUSTOM_FP8_CONFIG_NAME(name) #name ","
+// "swap_64x16x128,swap_64x32x128,...," (the library's build info lists it)
+#define CUSTOM_FP8_SCALED_MM_CONFIG_LIST CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_NAME)
+
+int scaled_mm_num_configs();
+// The tuned table's choice for (n, k) and the bucket of m, else the analytic
+// model's (scaled_mm_dispatch.cu).
+int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k);
+
+// Runs configuration `config` (0 <= config < scaled_mm_num_configs()).
+void scaled_mm_sm90_bf16(const ScaledMmArgs& p, int config, cudaStream_t stream);
+void scaled_mm_sm90_fp16(const ScaledMmArgs& p, int config, cudaStream_t stream);
 
 }  // namespace custom_fp8::sm90

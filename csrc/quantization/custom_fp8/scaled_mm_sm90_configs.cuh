@@ -1,8 +1,15 @@
-// M-bucketed kernel configurations of the sm_90a scaled GEMM and the
-// dispatch that picks one. Host dispatch only: the device code is in
-// scaled_mm_sm90.cuh. One config per bucket; swap-AB below M = 64, where
-// the tokens would fill less than one 64-row WGMMA tile.
+// The compiled configurations of the sm_90a scaled GEMM (listed by name in
+// scaled_mm_sm90.h) and the table that runs one by id. Which one runs for a
+// shape is decided in scaled_mm_dispatch.cu; device code is in
+// scaled_mm_sm90.cuh.
+//
+// Every configuration keeps the FP8 accumulators' float32 promotion every
+// 128-deep k-tile, so no consumer warpgroup owns more than 64 x 128
+// accumulators (twice that in registers with the promotion buffer): larger
+// per-warpgroup tiles spill.
 #pragma once
+
+#include <array>
 
 #include "scaled_mm_sm90.cuh"
 
@@ -13,36 +20,54 @@ using cutlass::epilogue::TmaWarpSpecializedCooperative;
 using cutlass::gemm::KernelTmaWarpSpecialized;
 using cutlass::gemm::KernelTmaWarpSpecializedCooperative;
 using cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using cutlass::gemm::StreamKScheduler;
 
-// M in (0, 16]: out^T tiles of 64 (N) x 16 (M), deep K tiles to keep many
-// weight bytes in flight.
-using ConfigM16 = GemmConfig<Shape<_64, _16, _256>, Shape<_1, _1, _1>,
-                             KernelTmaWarpSpecialized, TmaWarpSpecialized, true>;
-// M in (16, 32]
-using ConfigM32 = GemmConfig<Shape<_64, _32, _256>, Shape<_1, _1, _1>,
-                             KernelTmaWarpSpecialized, TmaWarpSpecialized, true>;
-// M in (32, 64]
-using ConfigM64 = GemmConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>,
-                             KernelTmaWarpSpecialized, TmaWarpSpecialized, true>;
-// M in (64, 128]
-using ConfigM128 = GemmConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>,
-                              KernelTmaWarpSpecializedPingpong, TmaWarpSpecialized, false>;
-// M in (128, 2048]
-using ConfigM2048 = GemmConfig<Shape<_128, _128, _128>, Shape<_2, _1, _1>,
-                               KernelTmaWarpSpecializedPingpong, TmaWarpSpecialized, false>;
-// M in (2048, inf)
-using ConfigLarge = GemmConfig<Shape<_256, _128, _128>, Shape<_2, _1, _1>,
-                               KernelTmaWarpSpecializedCooperative,
-                               TmaWarpSpecializedCooperative, false>;
+namespace configs {
+
+// Swap-AB, data-parallel: out^T tiles of 64 weight rows x 16/32/64 tokens,
+// one consumer warpgroup. M in (0, 64] when N / 64 tiles fill the GPU.
+struct swap_64x16x128 : GemmConfig<Shape<_64, _16, _128>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+struct swap_64x32x128 : GemmConfig<Shape<_64, _32, _128>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+struct swap_64x64x128 : GemmConfig<Shape<_64, _64, _128>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+
+// Swap-AB, stream-K: K is split across the SMs when N / 128 tiles leave most
+// of them idle (o_proj, down_proj at decode). Deterministic reduction.
+struct swap_128x16x128_streamk
+    : GemmConfig<Shape<_128, _16, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
+                 TmaWarpSpecializedCooperative, true, StreamKScheduler> {};
+struct swap_128x32x128_streamk
+    : GemmConfig<Shape<_128, _32, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
+                 TmaWarpSpecializedCooperative, true, StreamKScheduler> {};
+struct swap_128x64x128_streamk
+    : GemmConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
+                 TmaWarpSpecializedCooperative, true, StreamKScheduler> {};
+
+// M in (64, 128]: two consumer warpgroups alternating on 64 x 128 tiles.
+struct tile_64x128x128_pingpong
+    : GemmConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>, KernelTmaWarpSpecializedPingpong,
+                 TmaWarpSpecialized, false> {};
+// Large M: persistent, two warpgroups splitting a 128 x 128 tile, A tiles
+// multicast across a 2x1 cluster.
+struct tile_128x128x128 : GemmConfig<Shape<_128, _128, _128>, Shape<_2, _1, _1>,
+                                     KernelTmaWarpSpecializedCooperative,
+                                     TmaWarpSpecializedCooperative, false> {};
+// Mid M (a few waves or less): the same tile with stream-K.
+struct tile_128x128x128_streamk
+    : GemmConfig<Shape<_128, _128, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
+                 TmaWarpSpecializedCooperative, false, StreamKScheduler> {};
+
+}  // namespace configs
 
 template <class ElementD>
-void dispatch_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
-  if (p.m <= 16) return run_scaled_mm<ScaledMmKernel<ElementD, ConfigM16>>(p, stream);
-  if (p.m <= 32) return run_scaled_mm<ScaledMmKernel<ElementD, ConfigM32>>(p, stream);
-  if (p.m <= 64) return run_scaled_mm<ScaledMmKernel<ElementD, ConfigM64>>(p, stream);
-  if (p.m <= 128) return run_scaled_mm<ScaledMmKernel<ElementD, ConfigM128>>(p, stream);
-  if (p.m <= 2048) return run_scaled_mm<ScaledMmKernel<ElementD, ConfigM2048>>(p, stream);
-  return run_scaled_mm<ScaledMmKernel<ElementD, ConfigLarge>>(p, stream);
+void run_config(const ScaledMmArgs& p, int config, cudaStream_t stream) {
+  using Runner = void (*)(const ScaledMmArgs&, cudaStream_t);
+#define CUSTOM_FP8_CONFIG_RUNNER(name) &run_scaled_mm<ScaledMmKernel<ElementD, configs::name>>,
+  static constexpr Runner runners[] = {CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_RUNNER)};
+#undef CUSTOM_FP8_CONFIG_RUNNER
+  runners[config](p, stream);
 }
 
 }  // namespace custom_fp8::sm90

@@ -1,11 +1,11 @@
-// float16-output instances of the sm_90a scaled GEMM (one file per output
-// dtype, so the two compile in parallel).
+// float16-output instances of every sm_90a scaled GEMM configuration (one file
+// per output dtype, so the two compile in parallel).
 #include "scaled_mm_sm90_configs.cuh"
 
 namespace custom_fp8::sm90 {
 
-void scaled_mm_sm90_fp16(const ScaledMmArgs& p, cudaStream_t stream) {
-  dispatch_scaled_mm<cutlass::half_t>(p, stream);
+void scaled_mm_sm90_fp16(const ScaledMmArgs& p, int config, cudaStream_t stream) {
+  run_config<cutlass::half_t>(p, config, stream);
 }
 
 }  // namespace custom_fp8::sm90

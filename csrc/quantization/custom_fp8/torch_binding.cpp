@@ -5,6 +5,7 @@
 #include <torch/csrc/stable/library.h>
 
 #include "ops.h"
+#include "scaled_mm_sm90.h"
 
 STABLE_TORCH_LIBRARY_IMPL(_custom_fp8, CUDA, m) {
   m.impl("static_scaled_fp8_quant", TORCH_BOX(&custom_fp8::static_scaled_fp8_quant));
@@ -20,4 +21,4 @@ STABLE_TORCH_LIBRARY_IMPL(_custom_fp8, CUDA, m) {
 // (tests/test_build.py, the wheel check): the source hash and the archs.
 extern "C" __attribute__((used, visibility("default"))) const char custom_fp8_build_info[] =
     "CUSTOM_FP8_BUILD_INFO:source_hash=" CUSTOM_FP8_SOURCE_HASH
-    ";cuda_archs=" CUSTOM_FP8_CUDA_ARCHS ";";
+    ";cuda_archs=" CUSTOM_FP8_CUDA_ARCHS ";scaled_mm_configs=" CUSTOM_FP8_SCALED_MM_CONFIG_LIST ";";

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Offline tuner of the sm_90a scaled GEMM.
+
+Times every compiled kernel configuration (listed in the library's build
+info) on every Llama-3-8B / Qwen2.5-7B projection shape (TP=1 and 2) and every
+M of data/shapes.json, validated first, and writes the fastest per (N, K, M)
+to csrc/quantization/custom_fp8/tuned/scaled_mm_h100.json. The next build
+compiles that table into the dispatch (scaled_mm_dispatch.cu); shapes it does
+not cover use the analytic model.
+
+    python benchmarks/tune_scaled_mm.py            # on the GPU (tools/gpu/run.sh tune)
+"""
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from bench_fp8_linear import REPO, model_shapes, rel_error, time_graphs
+
+import vllm.custom_fp8 as cf8
+from vllm.custom_fp8._library import EXTENSION_PATH
+
+FP8 = torch.float8_e4m3fn
+TABLE = REPO / "csrc" / "quantization" / "custom_fp8" / "tuned" / "scaled_mm_h100.json"
+SPAN_BYTES = 200e6
+
+
+def config_names() -> list[str]:
+    info = re.search(rb"scaled_mm_configs=([^;]*);", EXTENSION_PATH.read_bytes()).group(1)
+    return [c for c in info.decode().split(",") if c]
+
+
+def plausible(config: str, m: int) -> bool:
+    """Skips configurations that cannot win (and would only burn GPU time)."""
+    if config.startswith("swap_"):
+        return m <= 256
+    if "64x128x128" in config:
+        return 32 <= m <= 2048
+    return m >= 32
+
+
+def tune_shape(n: int, k: int, ms: list[int], configs: list[str], repeats: int) -> list[dict]:
+    g = torch.Generator(device="cuda").manual_seed(n + k)
+    copies = max(1, int(SPAN_BYTES // (n * k)) + 1)
+    weights = [torch.randn(n, k, device="cuda", generator=g).to(FP8) for _ in range(copies)]
+    scale_b = torch.rand(n, device="cuda", generator=g) * 1e-2 + 1e-3
+    entries = []
+    for m in ms:
+        a = torch.randn(m, k, device="cuda", generator=g).to(FP8)
+        scale_a = torch.rand(m, 1, device="cuda", generator=g) * 1e-2 + 1e-3
+        ref = (a.double() * scale_a.double()) @ (weights[0].double() * scale_b.double()[:, None]).t()
+        out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+        fns = {}
+        for cid, name in enumerate(configs + ["dispatch"]):
+            if name != "dispatch" and not plausible(name, m):
+                continue
+            config = -1 if name == "dispatch" else cid
+
+            def fn(i, config=config):
+                return cf8.scaled_mm(a, weights[i % copies].t(), scale_a, scale_b,
+                                     torch.bfloat16, out=out, config=config)
+            if rel_error(fn(0), ref) < 1e-5:
+                fns[name] = fn
+            else:
+                print(f"INVALID n={n} k={k} m={m} {name}")
+        times = {name: statistics.median(ts) * 1e6
+                 for name, ts in time_graphs(fns, copies, repeats).items()}
+        best = min((t, name) for name, t in times.items() if name != "dispatch")[1]
+        entries.append({"n": n, "k": k, "m": m, "config": best,
+                        "us": {name: round(t, 2) for name, t in times.items()}})
+        print(f"n={n} k={k} m={m}: best {best} {times[best]:.1f} us "
+              f"(dispatch {times['dispatch']:.1f} us)", flush=True)
+    return entries
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=str(TABLE))
+    args = p.parse_args()
+    spec = json.loads((REPO / "data" / "shapes.json").read_text())
+    configs = config_names()
+    shapes = sorted({(s.n, s.k) for s in model_shapes(
+        ["llama-3-8b", "qwen2.5-7b"], ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], [1, 2])})
+    entries = []
+    for n, k in shapes:
+        entries += tune_shape(n, k, spec["m"], configs, args.repeats)
+        Path(args.out).write_text(json.dumps({  # after every shape: a cut-off run keeps its part
+            "device": torch.cuda.get_device_name(),
+            "date": time.strftime("%Y-%m-%d"),
+            "configs": configs,
+            "note": "fastest configuration per (n, k, m) of the GEMM alone (bf16 out, per-token "
+                    "x per-channel scales); the dispatch uses it for M up to m",
+            "entries": entries,
+        }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+// Which sm_90a scaled-GEMM configuration runs for a shape: the tuned table
+// (tuned/scaled_mm_h100.json, measured by benchmarks/tune_scaled_mm.py) for
+// the shapes it covers, else an analytic model of how the tiles fill the
+// GPU. Host code only.
+#include <cstring>
+
+#include <cuda_runtime.h>
+
+#include "scaled_mm_sm90.h"
+#include "torch_utils.h"
+
+namespace custom_fp8::sm90 {
+namespace {
+
+#define CUSTOM_FP8_CONFIG_STRING(name) #name,
+constexpr const char* kConfigNames[] = {CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_STRING)};
+#undef CUSTOM_FP8_CONFIG_STRING
+constexpr int kNumConfigs = sizeof(kConfigNames) / sizeof(kConfigNames[0]);
+
+struct TunedEntry {
+  int64_t n, k, m;  // the configuration measured fastest for M up to m
+  const char* config;
+};
+constexpr TunedEntry kTuned[] = {
+    {0, 0, 0, nullptr},  // keeps the array non-empty
+#include "scaled_mm_tuned.inc"
+};
+
+int config_id(const char* name) {
+  for (int i = 0; i < kNumConfigs; ++i)
+    if (std::strcmp(kConfigNames[i], name) == 0) return i;
+  STD_TORCH_CHECK(false, "custom_fp8: the tuned table names an unknown configuration ", name);
+  return -1;
+}
+
+int tuned_config(int64_t m, int64_t n, int64_t k) {
+  const TunedEntry* last = nullptr;
+  for (const TunedEntry& e : kTuned) {
+    if (e.n != n || e.k != k) continue;
+    if (m <= e.m) return config_id(e.config);
+    last = &e;  // entries are sorted by m: past the largest, its config holds
+  }
+  return last ? config_id(last->config) : -1;
+}
+
+int sm_count() {
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  return sms;
+}
+
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The analytic model: swap-AB while the tokens fit one WGMMA tile; stream-K
+// whenever data-parallel tiles would leave SMs idle for a large part of the
+// last wave.
+int analytic_config(int64_t m, int64_t n, int64_t /*k*/) {
+  const int64_t sms = sm_count();
+  if (m <= 64) {
+    const int width = m <= 16 ? 0 : m <= 32 ? 1 : 2;  // 16, 32 or 64 tokens per tile
+    constexpr const char* kDataParallel[] = {"swap_64x16x128", "swap_64x32x128", "swap_64x64x128"};
+    constexpr const char* kStreamK[] = {"swap_128x16x128_streamk", "swap_128x32x128_streamk",
+                                        "swap_128x64x128_streamk"};
+    const bool fills_gpu = cdiv(n, 64) >= sms * 3 / 4;
+    return config_id(fills_gpu ? kDataParallel[width] : kStreamK[width]);
+  }
+  if (m <= 128) return config_id("tile_64x128x128_pingpong");
+  const int64_t tiles = cdiv(m, 128) * cdiv(n, 128);
+  return tiles < 2 * sms ? config_id("tile_128x128x128_streamk") : config_id("tile_128x128x128");
+}
+
+}  // namespace
+
+int scaled_mm_num_configs() { return kNumConfigs; }
+
+int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k) {
+  const int tuned = tuned_config(m, n, k);
+  return tuned >= 0 ? tuned : analytic_config(m, n, k);
+}
+
+}  // namespace custom_fp8::sm90
