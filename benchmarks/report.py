@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Tables and plots from a bench_fp8_linear.py JSON (made here, not on the GPU).
+
+    python benchmarks/report.py benchmarks/results/h100.json --md docs/benchmarks.md \
+        --plots docs/img
+
+Speed-ups are baseline time / our time (above 1: ours is faster); "% floor"
+is the roofline floor / time. Upstream's whole layer is `vllm_eager_token`
+(its per-token quant kernel + CUTLASS), the comparison the targets use.
+"""
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+OURS = "ours_cuda_token"
+BASELINES = {
+    "vllm_eager_token": "upstream eager (per-token quant + CUTLASS)",
+    "vllm_compiled_token": "upstream compiled (Inductor quant + CUTLASS)",
+    "vllm_online_tensor": "upstream online-FP8 scheme (Inductor per-tensor quant + CUTLASS)",
+    "cublas_tensor": "cuBLASLt per-tensor, our quant",
+    "cublas_rowwise": "cuBLASLt row-wise, our quant",
+    "bf16": "bf16 (unquantized)",
+}
+
+
+def load(path: str) -> tuple[dict, dict]:
+    data = json.loads(Path(path).read_text())
+    table = defaultdict(dict)  # (model, proj, tp, m) -> method -> row
+    for r in data["rows"]:
+        table[(r["model"], r["proj"], r["tp"], r["m"])][r["method"]] = r
+    return data["meta"], table
+
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def speedup(rows: dict, ours: str, base: str) -> float | None:
+    if ours in rows and base in rows:
+        return rows[base]["t_graph_us"] / rows[ours]["t_graph_us"]
+    return None
+
+
+def spread(row: dict) -> str:
+    runs = row["t_graph_runs_us"]
+    return f"{min(runs):.1f}-{max(runs):.1f}"
+
+
+def summary(table: dict) -> list[str]:
+    lines = ["## Summary against the targets", ""]
+    ups = [s for rows in table.values() if (s := speedup(rows, OURS, "vllm_eager_token"))]
+    if ups:
+        lines.append(f"- Whole layer vs upstream (per-token quant + CUTLASS): geometric mean "
+                     f"**{geomean(ups):.2f}x** over {len(ups)} points, min {min(ups):.2f}x, "
+                     f"max {max(ups):.2f}x (target: >= 1.30x, none below 1.0x).")
+    for label, lo, hi, target in (("M <= 64", 1, 64, 85), ("M = 256", 256, 256, 75),
+                                  ("M >= 1024", 1024, 10**9, 80)):
+        pct = [rows[OURS]["pct_floor"] for (_, _, _, m), rows in table.items()
+               if lo <= m <= hi and OURS in rows]
+        if pct:
+            lines.append(f"- {label}: {min(pct):.0f}-{max(pct):.0f}% of the roofline floor, "
+                         f"median {statistics.median(pct):.0f}% (target >= {target}%).")
+    cub = [s for (_, _, _, m), rows in table.items() if m >= 1024
+           and (s := speedup(rows, OURS, "cublas_tensor"))]
+    if cub:
+        lines.append(f"- M >= 1024 vs cuBLASLt fed by our quant: median {statistics.median(cub):.2f}x "
+                     "(target >= 1.0x).")
+    bf = [s for (_, _, _, m), rows in table.items() if m == 1 and (s := speedup(rows, OURS, "bf16"))]
+    if bf:
+        lines.append(f"- M = 1 vs bf16: {min(bf):.2f}-{max(bf):.2f}x (target >= 1.8x everywhere).")
+    blk = [s for rows in table.values() if (s := speedup(rows, "ours_cuda_block", "vllm_block"))]
+    if blk:
+        lines.append(f"- Block FP8 vs upstream's CUTLASS block path: geometric mean {geomean(blk):.2f}x, "
+                     f"min {min(blk):.2f}x (target >= 1.3x, none below 1.0x).")
+    q = [rows["quant_ours_token"]["t_graph_us"] and
+         rows["copy"]["t_graph_us"] / rows["quant_ours_token"]["t_graph_us"]
+         for (_, _, _, m), rows in table.items()
+         if m >= 1024 and "quant_ours_token" in rows and "copy" in rows]
+    if q:
+        lines.append(f"- Per-token quant alone at M >= 1024: {100 * min(q):.0f}-{100 * max(q):.0f}% "
+                     "of a same-size device copy (target >= 90%).")
+    return lines + [""]
+
+
+def layer_table(table: dict) -> list[str]:
+    cols = list(BASELINES)
+    head = ["model", "layer", "tp", "M", "floor µs", f"ours µs (spread)", "% floor",
+            "ours Triton µs"] + [f"÷ {c}" for c in cols]
+    lines = ["## Whole layer (bf16 in -> FP8 quant -> GEMM -> bf16 out), t_graph", "",
+             "`÷ X` = X's time / ours (above 1: ours is faster). Times are medians of "
+             "interleaved repeats; the spread is min-max over the repeats.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, proj, tp, m), rows in sorted(table.items()):
+        if OURS not in rows:
+            continue
+        o = rows[OURS]
+        tri = rows.get("ours_triton_token", {}).get("t_graph_us")
+        cells = [model, proj, str(tp), str(m), f"{o['floor_us']:.1f}",
+                 f"{o['t_graph_us']:.1f} ({spread(o)})", f"{o['pct_floor']:.0f}%",
+                 f"{tri:.1f}" if tri else "-"]
+        cells += [f"{s:.2f}" if (s := speedup(rows, OURS, c)) else "-" for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def component_table(table: dict) -> list[str]:
+    head = ["model", "layer", "tp", "M", "GEMM ours µs", "GEMM upstream µs", "÷",
+            "quant ours µs", "quant upstream µs", "copy µs", "quant % of copy",
+            "block ours µs", "block upstream µs", "÷ block"]
+    lines = ["## Components: the GEMM alone, the per-token quant alone, block FP8", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def t(rows, k):
+        return rows[k]["t_graph_us"] if k in rows else None
+
+    for (model, proj, tp, m), rows in sorted(table.items()):
+        g_o, g_u = t(rows, "gemm_ours_token"), t(rows, "gemm_vllm_token")
+        q_o, q_u, cp = t(rows, "quant_ours_token"), t(rows, "quant_vllm_token"), t(rows, "copy")
+        b_o, b_u = t(rows, "ours_cuda_block"), t(rows, "vllm_block")
+        f = lambda x: f"{x:.1f}" if x else "-"  # noqa: E731
+        r = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
+        lines.append("| " + " | ".join([model, proj, str(tp), str(m), f(g_o), f(g_u), r(g_u, g_o),
+                                        f(q_o), f(q_u), f(cp),
+                                        f"{100 * cp / q_o:.0f}%" if cp and q_o else "-",
+                                        f(b_o), f(b_u), r(b_u, b_o)]) + " |")
+    return lines + [""]
+
+
+def plots(table: dict, outdir: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    series = defaultdict(lambda: defaultdict(list))  # (model, proj, tp) -> base -> [(m, s)]
+    for (model, proj, tp, m), rows in table.items():
+        for base in BASELINES:
+            if (s := speedup(rows, OURS, base)):
+                series[(model, proj, tp)][base].append((m, s))
+    keys = sorted(series)
+    fig, axes = plt.subplots(math.ceil(len(keys) / 4), 4, figsize=(20, 4 * math.ceil(len(keys) / 4)),
+                             squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for base, pts in series[key].items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=base)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{key[0]} {key[1]} tp{key[2]}")
+        ax.set_xlabel("M (tokens)")
+        ax.set_ylabel("speed-up of ours")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(outdir / "speedup_vs_m.png", dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for method, style in ((OURS, "o"), ("vllm_eager_token", "x"), ("cublas_tensor", "+")):
+        pts = [(m, rows[method]["pct_floor"]) for (_, _, _, m), rows in table.items()
+               if method in rows]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=style, label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("M (tokens)")
+    ax.set_ylabel("% of the roofline floor")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "roofline.png", dpi=80)
+    plt.close(fig)
+    return ["![speed-up vs M](img/speedup_vs_m.png)", "", "![% of roofline floor](img/roofline.png)",
+            ""]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("json")
+    p.add_argument("--md", required=True)
+    p.add_argument("--plots", help="directory for the PNG plots")
+    args = p.parse_args()
+    meta, table = load(args.json)
+    lines = ["# FP8 linear layer benchmark", "",
+             f"Measured {meta['date']} on {meta['device']} ({meta['nvidia_smi']}), torch "
+             f"{meta['torch']}, CUDA {meta['cuda']}, Triton {meta['triton']}, custom_fp8 backend "
+             f"`{meta['custom_fp8_backend']}`, commit `{meta['commit']}`. Ceilings measured in the "
+             f"same run: device copy {meta['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 GEMM peak "
+             f"{meta['fp8_peak_flops'] / 1e12:.0f} TFLOP/s.",
+             f"Command: `python benchmarks/bench_fp8_linear.py` (see its docstring for the method); "
+             f"raw data: `{Path(args.json).name}`.", ""]
+    lines += summary(table)
+    if args.plots:
+        lines += plots(table, Path(args.plots))
+    lines += layer_table(table) + component_table(table)
+    Path(args.md).write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
