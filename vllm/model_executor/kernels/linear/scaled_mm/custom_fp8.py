@@ -2,7 +2,7 @@
 """The fork's FP8 linear kernels in vLLM's kernel selection.
 
 register_custom_fp8_kernels() (called from kernels/linear/__init__.py, patch
-0003) puts them first in the CUDA and CPU priority lists and maps
+0005) puts them first in the CUDA and CPU priority lists and maps
 `--linear-backend custom_fp8` to them. They take every FP8 linear method that
 goes through init_fp8_linear_kernel (fp8.py, online fp8, compressed-tensors,
 ...) where supported: CUDA compute capability 9.0 with a custom_fp8 CUDA

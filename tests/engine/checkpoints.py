@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Tiny random-weight Llama and Qwen2 checkpoints at realistic scale, in bf16
+and in the FP8 checkpoint formats vLLM loads (no tokenizer, no hub).
+
+Sizes every kernel accepts (every projection's N and K is a multiple of 128):
+hidden 256, intermediate 512, 4 heads / 2 KV heads of 64, 2 layers, vocab 2048.
+
+Realistic scale (shared/STANDARDS.md §6), not vLLM's `dummy` noise:
+- projection weights ~ N(0, 0.02^2) (the usual initializer_range) with a few
+  heavier input channels (x3), as trained weights have, so per-channel and
+  per-block scales really differ from the per-tensor one;
+- RMSNorm weights 1 + N(0, 0.05^2) (except Qwen2's final norm, below);
+- embeddings ~ N(0, 0.02^2) with per-token norms spread log-normally (frequent
+  and rare tokens), so the layers' outputs, not the input embedding, dominate
+  the residual stream (the model does not just copy its input token);
+- logits spread over a few units, so logprobs are far from flat: Llama's
+  untied lm_head has std 0.2; Qwen2's lm_head is tied to the embeddings and
+  its final RMSNorm weights are ~6 (trained tied models grow large final norm
+  weights), the other RMSNorm weights ~1;
+- Qwen2 has q/k/v biases ~ N(0, 0.02^2).
+
+FP8 kinds (KINDS), all made from the same bf16 weights:
+- "online":   the bf16 checkpoint, served with quantization="fp8";
+- "fp8":      quant_method fp8, activation_scheme dynamic, a scalar float32
+              weight_scale per q/k/v/o/gate/up/down weight (float8_e4m3fn codes);
+- "ct":       compressed-tensors float-quantized, per-channel weight_scale
+              [N, 1], dynamic per-token activations;
+- "block":    quant_method fp8, weight_block_size [128, 128], weight_scale_inv
+              [N/128, K/128].
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+BLOCK = 128
+
+# The tied lm_head is the (std 0.02) embedding: a final norm of ~6, as trained
+# tied models grow, spreads the logits over a few units as the untied one does.
+FINAL_NORM_TIED = 6.0
+
+KINDS = ("online", "fp8", "ct", "block")
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    architecture: str
+    model_type: str
+    rope_theta: float
+    rms_norm_eps: float
+    tie_word_embeddings: bool
+    qkv_bias: bool
+    seed: int
+    hidden: int = 256
+    intermediate: int = 512
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 64
+    layers: int = 2
+    vocab: int = 2048
+
+
+MODELS = {
+    "llama": ModelSpec("llama", "LlamaForCausalLM", "llama", rope_theta=10000.0,
+                       rms_norm_eps=1e-5, tie_word_embeddings=False, qkv_bias=False, seed=1),
+    "qwen2": ModelSpec("qwen2", "Qwen2ForCausalLM", "qwen2", rope_theta=1000000.0,
+                       rms_norm_eps=1e-6, tie_word_embeddings=True, qkv_bias=True, seed=2),
+}
+
+
+def config_dict(spec: ModelSpec) -> dict:
+    cfg = {
+        "architectures": [spec.architecture],
+        "model_type": spec.model_type,
+        "vocab_size": spec.vocab,
+        "hidden_size": spec.hidden,
+        "intermediate_size": spec.intermediate,
+        "num_hidden_layers": spec.layers,
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.kv_heads,
+        "head_dim": spec.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": spec.rms_norm_eps,
+        # Both spellings: transformers 5 reads rope_parameters, older ones rope_theta.
+        "rope_theta": spec.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": spec.rope_theta},
+        "tie_word_embeddings": spec.tie_word_embeddings,
+        "initializer_range": 0.02,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "dtype": "bfloat16",
+        "torch_dtype": "bfloat16",
+        "use_cache": True,
+    }
+    if spec.model_type == "llama":
+        cfg.update(attention_bias=False, mlp_bias=False)
+    else:
+        cfg.update(use_sliding_window=False, sliding_window=None,
+                   max_window_layers=spec.layers, attention_dropout=0.0)
+    return cfg
+
+
+def _projection(g: torch.Generator, n: int, k: int) -> torch.Tensor:
+    w = torch.randn(n, k, generator=g) * 0.02
+    heavy = torch.randperm(k, generator=g)[: max(1, k // 64)]
+    w[:, heavy] *= 3.0  # a few outlier input channels
+    return w
+
+
+def bf16_weights(spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """The model's weights (bf16), HF names."""
+    g = torch.Generator().manual_seed(spec.seed)
+    h, i, d = spec.hidden, spec.intermediate, spec.head_dim
+    q_out, kv_out = spec.heads * d, spec.kv_heads * d
+    row_norms = torch.exp(0.3 * torch.randn(spec.vocab, 1, generator=g))
+    w = {"model.embed_tokens.weight": 0.02 * torch.randn(spec.vocab, h, generator=g) * row_norms}
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}."
+        w[p + "input_layernorm.weight"] = 1 + 0.05 * torch.randn(h, generator=g)
+        w[p + "post_attention_layernorm.weight"] = 1 + 0.05 * torch.randn(h, generator=g)
+        for name, n, k in (("q_proj", q_out, h), ("k_proj", kv_out, h), ("v_proj", kv_out, h),
+                           ("o_proj", h, q_out)):
+            w[p + f"self_attn.{name}.weight"] = _projection(g, n, k)
+            if spec.qkv_bias and name != "o_proj":
+                w[p + f"self_attn.{name}.bias"] = 0.02 * torch.randn(n, generator=g)
+        for name, n, k in (("gate_proj", i, h), ("up_proj", i, h), ("down_proj", h, i)):
+            w[p + f"mlp.{name}.weight"] = _projection(g, n, k)
+    final_norm = 1.0 if not spec.tie_word_embeddings else FINAL_NORM_TIED
+    w["model.norm.weight"] = final_norm * (1 + 0.05 * torch.randn(h, generator=g))
+    if not spec.tie_word_embeddings:
+        w["lm_head.weight"] = 0.2 * torch.randn(spec.vocab, h, generator=g)
+    return {k: v.to(torch.bfloat16).contiguous() for k, v in w.items()}
+
+
+def is_projection(name: str) -> bool:
+    return name.endswith(".weight") and name.split(".")[-2] in PROJECTIONS
+
+
+def _to_fp8(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (w / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8)
+
+
+def quantize_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = (w.float().abs().amax() / FP8_MAX).reshape(())
+    return _to_fp8(w.float(), scale), scale.float()
+
+
+def quantize_per_channel(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = w.float().abs().amax(dim=1, keepdim=True) / FP8_MAX
+    return _to_fp8(w.float(), scale), scale.float()
+
+
+def quantize_block(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n, k = w.shape
+    blocks = w.float().view(n // BLOCK, BLOCK, k // BLOCK, BLOCK)
+    scale = blocks.abs().amax(dim=(1, 3)) / FP8_MAX  # [N/128, K/128]
+    codes = _to_fp8(blocks, scale[:, None, :, None]).view(n, k)
+    return codes, scale.float()
+
+
+QUANT_CONFIGS = {
+    "fp8": {"quant_method": "fp8", "activation_scheme": "dynamic"},
+    "block": {"quant_method": "fp8", "activation_scheme": "dynamic",
+              "weight_block_size": [BLOCK, BLOCK]},
+    "ct": {
+        "quant_method": "compressed-tensors", "format": "float-quantized",
+        "quantization_status": "compressed", "ignore": ["lm_head"],
+        "config_groups": {"group_0": {
+            "targets": ["Linear"],
+            "weights": {"num_bits": 8, "type": "float", "strategy": "channel",
+                        "symmetric": True, "dynamic": False},
+            "input_activations": {"num_bits": 8, "type": "float", "strategy": "token",
+                                  "symmetric": True, "dynamic": True}}},
+    },
+}
+
+
+def quantized_weights(weights: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """The checkpoint tensors of an FP8 kind: projection weights as e4m3 codes
+    plus their scales; everything else (embeddings, norms, biases) stays bf16."""
+    quantize, scale_name = {
+        "fp8": (quantize_per_tensor, "weight_scale"),
+        "ct": (quantize_per_channel, "weight_scale"),
+        "block": (quantize_block, "weight_scale_inv"),
+    }[kind]
+    out = {}
+    for name, w in weights.items():
+        if is_projection(name):
+            codes, scale = quantize(w)
+            out[name] = codes.contiguous()
+            out[name[: -len("weight")] + scale_name] = scale.contiguous()
+        else:
+            out[name] = w
+    return out
+
+
+def write_checkpoint(path: Path, spec: ModelSpec, tensors: dict[str, torch.Tensor],
+                     quantization_config: dict | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = config_dict(spec)
+    if quantization_config is not None:
+        cfg["quantization_config"] = quantization_config
+    (path / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    from safetensors.torch import save_file
+    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+    return path
+
+
+def write_model(root: Path, model: str, kind: str) -> Path:
+    """Write MODEL's checkpoint for KIND ("bf16" or an FP8 kind) under ROOT;
+    "online" is the bf16 checkpoint (quantized by the engine)."""
+    spec = MODELS[model]
+    weights = bf16_weights(spec)
+    if kind in ("bf16", "online"):
+        return write_checkpoint(root / f"{model}-bf16", spec, weights)
+    return write_checkpoint(root / f"{model}-{kind}", spec, quantized_weights(weights, kind),
+                            QUANT_CONFIGS[kind])
+
+
+def engine_kwargs(kind: str) -> dict:
+    """The LLM() arguments that make the engine serve KIND's checkpoint."""
+    return {"quantization": "fp8"} if kind == "online" else {}
