@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Memory safety without a sanitizer (guard regions around every output),
+torch.compile(fullgraph=True), CUDA-graph capture and replay with changing
+inputs, and run-to-run determinism of every op and configuration."""
+
+import pytest
+import torch
+
+import vllm.custom_fp8 as cf8
+from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
+
+from conftest import DEVICES, FP8, HAS_CUDA_KERNELS, activation, log_uniform, random_fp8
+
+ops = torch.ops._custom_fp8
+GUARD = 4096  # bytes of poison on each side of an output
+POISON = 0xA5
+
+
+def guarded(shape, dtype, device, strides=None):
+    """(view, backing buffer): the view sits GUARD bytes into a poisoned buffer."""
+    elem = torch.empty((), dtype=dtype).element_size()
+    numel = 1 + sum((s - 1) * st for s, st in zip(shape, strides)) if strides else \
+        int(torch.tensor(shape).prod())
+    buf = torch.full((2 * GUARD + numel * elem,), POISON, dtype=torch.uint8, device=device)
+    view = buf[GUARD:GUARD + numel * elem].view(dtype)
+    view = view.as_strided(shape, strides) if strides else view.view(shape)
+    return view, buf, numel * elem
+
+
+def assert_guards_intact(buf, nbytes):
+    assert bool((buf[:GUARD] == POISON).all()), "write before the output"
+    assert bool((buf[GUARD + nbytes:] == POISON).all()), "write past the output"
+
+
+def op_calls(device, m, k, n):
+    """Every op on guarded outputs: (name, call(outputs), [(shape, dtype, strides)])."""
+    x = activation(m, k, torch.bfloat16, device, seed=m + k)
+    a = random_fp8(m, k, device, seed=1)
+    b = random_fp8(n, k, device, seed=2).t()
+    sa, sb = log_uniform((m, 1), 1e-3, 1e-1, device), log_uniform((n,), 1e-3, 1e-1, device)
+    ga, gsa = cf8.per_token_group_quant_fp8(x, column_major_scales=True)
+    gsb = log_uniform(((n + 127) // 128, k // 128), 1e-4, 1e-2, device).t()
+    f32 = torch.float32
+    return [
+        ("static", lambda o: ops.static_scaled_fp8_quant(o[0], x, sa[:1].reshape(1)),
+         [((m + 3, k), FP8, None)]),
+        ("dynamic", lambda o: ops.dynamic_scaled_fp8_quant(o[0], x, o[1]),
+         [((m, k), FP8, None), ((1,), f32, None)]),
+        ("per_token", lambda o: ops.dynamic_per_token_scaled_fp8_quant(o[0], x, o[1], None),
+         [((m + 3, k), FP8, None), ((m + 3, 1), f32, None)]),
+        ("group", lambda o: ops.per_token_group_fp8_quant(o[0], x, o[1], 128),
+         [((m, k), FP8, None), ((m, k // 128), f32, (1, (m + 3) // 4 * 4))]),
+        ("scaled_mm", lambda o: ops.scaled_mm(o[0], a, b, sa, sb, None),
+         [((m, n), torch.bfloat16, None)]),
+        ("block_scaled_mm", lambda o: ops.block_scaled_mm(o[0], ga, b, gsa, gsb),
+         [((m, n), torch.bfloat16, None)]),
+    ]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("m,k,n", [(1, 128, 16), (7, 384, 144), (130, 512, 272)])
+def test_guard_regions(device, m, k, n):
+    for name, call, outs in op_calls(device, m, k, n):
+        made = [guarded(shape, dtype, device, strides) for shape, dtype, strides in outs]
+        call([view for view, _, _ in made])
+        for _, buf, nbytes in made:
+            assert_guards_intact(buf, nbytes)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic(device):
+    """Same inputs, bit-identical outputs, for every op; on the GPU for every
+    scaled_mm configuration (stream-K included)."""
+    for name, call, outs in op_calls(device, 70, 512, 4096):
+        results = []
+        for _ in range(3):
+            made = [torch.zeros(shape, dtype=dtype, device=device) if strides is None else
+                    torch.zeros(shape, dtype=dtype, device=device).t().contiguous().t()
+                    for shape, dtype, strides in outs]
+            call(made)
+            results.append([t.view(torch.uint8) if t.dtype == FP8 else t for t in made])
+        for other in results[1:]:
+            assert all(torch.equal(u, v) for u, v in zip(results[0], other)), name
+    if device == "cuda":
+        a, b = random_fp8(70, 4096, device, 5), random_fp8(4096, 4096, device, 6).t()
+        sa, sb = log_uniform((70, 1), 1e-3, 1e-1, device), log_uniform((4096,), 1e-3, 1e-1, device)
+        config = 0
+        while True:
+            try:
+                runs = [cf8.scaled_mm(a, b, sa, sb, torch.bfloat16, config=config) for _ in range(3)]
+            except RuntimeError as e:
+                assert "'config'" in str(e)
+                break
+            assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), config
+            config += 1
+        assert config >= 9
+
+
+class FP8Linear(torch.nn.Module):
+    def __init__(self, n, k, scheme, device):
+        super().__init__()
+        self.scheme = scheme
+        if scheme is ActivationScheme.DYNAMIC_GROUP:
+            self.weight = random_fp8(n, k, device, 7).t()
+            self.scale = log_uniform((n // 128, k // 128), 1e-4, 1e-2, device).t()
+        else:
+            self.weight = random_fp8(n, k, device, 7).t()
+            self.scale = log_uniform((n,), 1e-3, 1e-1, device)
+        self.input_scale = torch.tensor([0.02], device=device)
+
+    def forward(self, x):
+        return fp8_linear(x, self.weight, self.scale, self.scheme, torch.bfloat16,
+                          input_scale=self.input_scale)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scheme", list(ActivationScheme))
+def test_torch_compile_fullgraph(device, scheme):
+    """Our ops trace through Dynamo and Inductor without a graph break (their
+    fake impls), with dynamic M, and give the eager results."""
+    torch._dynamo.reset()
+    layer = FP8Linear(256, 256, scheme, device)
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+    for m in (3, 17, 64):
+        x = activation(m, 256, torch.bfloat16, device, seed=m)
+        assert torch.equal(compiled(x), layer(x))
+
+
+@pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
+@pytest.mark.parametrize("scheme", list(ActivationScheme))
+def test_cuda_graph_replay(scheme):
+    """Captured once, replayed on new inputs copied into the static buffer:
+    every replay equals the eager result on that input."""
+    layer = FP8Linear(512, 512, scheme, "cuda")
+    static_x = activation(33, 512, torch.bfloat16, "cuda", seed=0)
+    layer(static_x)  # warm up outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_y = layer(static_x)
+    for seed in range(1, 4):
+        x = activation(33, 512, torch.bfloat16, "cuda", seed=seed)
+        static_x.copy_(x)
+        graph.replay()
+        assert torch.equal(static_y, layer(x))
