@@ -12,6 +12,7 @@ so no hub is needed; the prompt is token ids (no tokenizer).
 """
 
 import argparse
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -36,8 +37,6 @@ def main() -> int:
     if (why := harness.fork_missing_reason()):
         print(f"run_fork: {why}", file=sys.stderr)
         return 1
-
-    import os
 
     from vllm import LLM, SamplingParams
 
