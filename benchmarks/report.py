@@ -89,7 +89,7 @@ def summary(table: dict) -> list[str]:
 
 def layer_table(table: dict) -> list[str]:
     cols = list(BASELINES)
-    head = ["model", "layer", "tp", "M", "floor µs", f"ours µs (spread)", "% floor",
+    head = ["model", "layer", "tp", "M", "floor µs", "ours µs (spread)", "% floor",
             "ours Triton µs"] + [f"÷ {c}" for c in cols]
     lines = ["## Whole layer (bf16 in -> FP8 quant -> GEMM -> bf16 out), t_graph", "",
              "`÷ X` = X's time / ours (above 1: ours is faster). Times are medians of "
