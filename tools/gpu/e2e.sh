@@ -1,0 +1,118 @@
+#!/bin/bash
+# The fork's vLLM end to end on the GPU machine, through the device tool:
+#
+#   run(command="bash tools/gpu/e2e.sh fidelity profile serve",
+#       carry=[".whl", ".carry"], kind="nvidia-h100-x1")
+#
+# Builds two vLLM 0.25.1 sites from the carried bundle: /tmp/site (upstream:
+# tools/gpu-e2e/device.sh, the trimmed release) and /tmp/site-fork (the same
+# plus .carry/fork/vllm_fork.tar.xz from tools/gpu/bundle.sh and our library).
+# Stages, in the order given (each bounded by what is left of E2E_DEADLINE):
+#   fidelity    realistic random checkpoints (tools/gpu/e2e.py), teacher-forced
+#               top-20 logprobs: upstream (its kernels + the control pair) and
+#               the fork (ours + switched off), then the comparison
+#   profile     fork, compiled + CUDA graphs: kernel names of one decode step
+#   serve       fork `vllm serve` (CUDA graphs) on the 2-layer Llama FP8
+#               checkpoint: one completions check, then 1000 requests / 64 in flight
+#   throughput  Llama-3-8B shape, dummy weights, 32 layers: bf16 and FP8 on
+#               upstream, FP8 on the fork (tools/gpu-e2e/run_e2e.py, one
+#               process each), decode 128/512 and prefill 2048/64 at batch 1..256
+#   main        the README's main job (tools/run_fork.py) on the fork site
+# Results (JSON, logs) land in $OUT; at most 8 files come back, so each
+# stage writes one JSON and its log lines go to stdout.
+set -u
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/e2e_out}; mkdir -p "$OUT"
+DEADLINE=${E2E_DEADLINE:-580}
+UPSTREAM=/tmp/site FORK=/tmp/site-fork CKPT=/tmp/e2e-ckpt
+left() { echo $((DEADLINE - SECONDS)); }
+cap() { local l=$(left); echo $(( l - 10 < $1 ? l - 10 : $1 )); }   # seconds a stage may take
+export PYTHONUNBUFFERED=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 \
+       TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_USE_FLASHINFER_SAMPLER=0 \
+       VLLM_ALLOW_INSECURE_SERIALIZATION=1
+
+OUT=/tmp/e2e_setup bash tools/gpu-e2e/device.sh > /tmp/e2e_setup.log 2>&1 \
+  || { cat /tmp/e2e_setup.log; exit 1; }
+if [ ! -d "$FORK" ]; then
+  cp -a "$UPSTREAM" "$FORK"
+  tar -xJf .carry/fork/vllm_fork.tar.xz -C "$FORK"
+  cp .carry/fork/_C.abi3.so "$FORK/vllm/custom_fp8/"
+fi
+grep -v "^INFO\|^DEBUG" /tmp/e2e_setup/setup.log | head -8
+PYTHONPATH=$FORK python3 -c "import vllm, vllm.custom_fp8 as c; print('fork', vllm.__file__, 'backend', c.CUDA_BACKEND)"
+in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu "$@"; }
+lines() { grep -E "$1" | grep -v "^DEBUG" | cut -c1-600 | head -${2:-60}; }
+
+for stage in "$@"; do
+  L=$(left); echo "== $stage ($(date -u +%T), $L s left)"
+  case $stage in
+    fidelity)
+      [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
+      # upstream gets 55% of the time left, the fork (fewer engines) the rest minus the report
+      B=$(( (L - 30) * 55 / 100 ))
+      in_site $UPSTREAM timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
+          --site upstream --variants auto,control --budget $B --out /tmp/fid_upstream.json \
+          > /tmp/fid_upstream.log 2>&1
+      echo "upstream rc=$?"; lines "E2E|Error|error" < /tmp/fid_upstream.log
+      L=$(left); B=$((L - 60))
+      in_site $FORK timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
+          --site fork --variants auto --budget $B --out /tmp/fid_fork.json \
+          > /tmp/fid_fork.log 2>&1
+      echo "fork rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
+      python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
+          --fork /tmp/fid_fork.json --out "$OUT/fidelity.json"
+      echo "report rc=$?"
+      xz -c /tmp/fid_upstream.json > "$OUT/fid_upstream.json.xz"
+      xz -c /tmp/fid_fork.json > "$OUT/fid_fork.json.xz" ;;
+    disabled)
+      # the fork with VLLM_CUSTOM_FP8_DISABLE=1 vs upstream: must be identical
+      in_site $FORK timeout -k 5 $((L - 10)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
+          --site fork --variants disabled --models llama --kinds fp8,block \
+          --out /tmp/fid_disabled.json > /tmp/fid_disabled.log 2>&1
+      echo "rc=$?"; lines "E2E|Error" < /tmp/fid_disabled.log ;;
+    profile)
+      [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
+      in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) python3 tools/gpu/e2e.py profile --root $CKPT \
+          --out "$OUT/profile.json" > /tmp/profile.log 2>&1
+      echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log ;;
+    serve)
+      [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
+      VLLM_SERVER_DEV_MODE=1 in_site $FORK python3 -m vllm.entrypoints.cli.main serve \
+          $CKPT/llama-fp8 --skip-tokenizer-init --attention-backend TRITON_ATTN \
+          --max-model-len 2048 --gpu-memory-utilization 0.5 --port 8000 \
+          --worker-extension-cls e2e_worker.MemoryStats > /tmp/serve.log 2>&1 &
+      SPID=$!
+      T=$(cap ${E2E_SERVE_S:-220})
+      timeout $T python3 tools/gpu/e2e.py load --server-pid $SPID --wait $((T - 60)) \
+          --out "$OUT/load.json"
+      echo "load rc=$?"
+      kill $SPID 2>/dev/null; sleep 3; kill -9 $SPID 2>/dev/null
+      lines "Selected|ERROR|Error|Traceback|Uvicorn|graph" 30 < /tmp/serve.log ;;
+    throughput)
+      MODEL=/tmp/llama3-8b-dummy   # written by tools/gpu-e2e/device.sh
+      CONFIGS=${E2E_CONFIGS:-decode:128:512:1,decode:128:512:8,decode:128:512:64,decode:128:512:256,prefill:2048:64:1,prefill:2048:64:8,prefill:2048:64:64,prefill:2048:64:256}
+      for run in upstream:bf16 upstream:fp8 fork:fp8; do
+        site=${run%%:*} mode=${run##*:}; [ $site = fork ] && S=$FORK || S=$UPSTREAM
+        L=$(left); [ $L -lt 120 ] && { echo "skip $run: $L s left"; continue; }
+        in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
+            --model-dir $MODEL --configs $CONFIGS --out /tmp/tp_${site}_$mode.json \
+            > /tmp/tp_${site}_$mode.log 2>&1
+        echo "$run rc=$?"
+        lines "E2E_RESULT|Selected|Error|LLM\(\) ready" < /tmp/tp_${site}_$mode.log
+      done
+      python3 - "$OUT/throughput.json" /tmp/tp_*.json <<'PY'
+import json, sys
+runs = {}
+for path in sys.argv[2:]:
+    site_mode = path.rsplit("/", 1)[1][3:-5]   # tp_<site>_<mode>.json
+    runs[site_mode] = json.load(open(path))
+json.dump(runs, open(sys.argv[1], "w"), indent=1)
+PY
+      ;;
+    main)
+      in_site $FORK timeout $((L - 5)) python3 tools/run_fork.py --kind fp8 --attention-backend TRITON_ATTN 2>&1 \
+          | lines "vLLM|selected|prompt|generated|kernel calls|layers|Error" 40 ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+echo "== done at $SECONDS s"
