@@ -74,7 +74,7 @@ struct BlockScaledMmKernel {
 
   using GemmKernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>,
                                                           CollectiveMainloop, CollectiveEpilogue>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<NamedKernel<GemmKernel>>;
 };
 
 // Scale layouts with the caller's strides: `rows` scale rows (granularity 1)

@@ -16,4 +16,10 @@ struct GemmConfig {
   static constexpr bool kSwapAB = kSwapAB_;    // M' = N, N' = M (small M)
 };
 
+// A CUTLASS kernel under our name: cutlass::device_kernel<custom_fp8::sm90::
+// NamedKernel<...>> instead of upstream vLLM's identical-looking CUTLASS
+// symbols, so a profiler trace of the engine shows which GEMM ran.
+template <class Kernel>
+struct NamedKernel : Kernel {};
+
 }  // namespace custom_fp8::sm90

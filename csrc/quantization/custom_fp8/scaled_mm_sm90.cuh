@@ -80,7 +80,7 @@ struct ScaledMmKernel {
   using GemmKernel =
       cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, CollectiveMainloop,
                                            CollectiveEpilogue, typename Config::TileScheduler>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<NamedKernel<GemmKernel>>;
 };
 
 template <class Kernel>
