@@ -64,6 +64,10 @@ class ModelSpec:
     head_dim: int = 64
     layers: int = 2
     vocab: int = 2048
+    # The logits' spread grows as sqrt(hidden): wider models scale the lm_head
+    # (or the tied model's final norm) by sqrt(256 / hidden) to keep it at a
+    # few units (tools/gpu/e2e.py's real-size models).
+    logit_scale: float = 1.0
 
 
 MODELS = {
@@ -138,10 +142,10 @@ def bf16_weights(spec: ModelSpec, device: str = "cpu") -> dict[str, torch.Tensor
                 w[p + f"self_attn.{name}.bias"] = 0.02 * randn(n)
         for name, n, k in (("gate_proj", i, h), ("up_proj", i, h), ("down_proj", h, i)):
             w[p + f"mlp.{name}.weight"] = _projection(g, n, k)
-    final_norm = 1.0 if not spec.tie_word_embeddings else FINAL_NORM_TIED
+    final_norm = 1.0 if not spec.tie_word_embeddings else FINAL_NORM_TIED * spec.logit_scale
     w["model.norm.weight"] = final_norm * (1 + 0.05 * randn(h))
     if not spec.tie_word_embeddings:
-        w["lm_head.weight"] = 0.2 * randn(spec.vocab, h)
+        w["lm_head.weight"] = 0.2 * spec.logit_scale * randn(spec.vocab, h)
     return {k: v.to(torch.bfloat16).cpu().contiguous() for k, v in w.items()}
 
 

@@ -10,7 +10,8 @@
 # Stages, in the order given (each bounded by what is left of E2E_DEADLINE):
 #   fidelity    realistic random checkpoints (tools/gpu/e2e.py), teacher-forced
 #               top-20 logprobs: upstream (its kernels + the control pair) and
-#               the fork (ours + switched off), then the comparison
+#               the fork (ours, and switched off: must equal upstream), then the
+#               comparison
 #   profile     fork, compiled + CUDA graphs: kernel names of one decode step
 #   serve       fork `vllm serve` (CUDA graphs) on the 2-layer Llama FP8
 #               checkpoint: one completions check, then 1000 requests / 64 in flight
@@ -48,15 +49,15 @@ for stage in "$@"; do
   case $stage in
     fidelity)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
-      # upstream gets 55% of the time left, the fork (fewer engines) the rest minus the report
-      B=$(( (L - 30) * 55 / 100 ))
+      # upstream and the fork (ours + switched off) get half the time left each
+      B=$(( (L - 30) / 2 ))
       in_site $UPSTREAM timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
           --site upstream --variants auto,control --budget $B --out /tmp/fid_upstream.json \
           > /tmp/fid_upstream.log 2>&1
       echo "upstream rc=$?"; lines "E2E|Error|error" < /tmp/fid_upstream.log
       L=$(left); B=$((L - 60))
       in_site $FORK timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
-          --site fork --variants auto --budget $B --out /tmp/fid_fork.json \
+          --site fork --variants auto,disabled --budget $B --out /tmp/fid_fork.json \
           > /tmp/fid_fork.log 2>&1
       echo "fork rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
       python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
@@ -64,12 +65,6 @@ for stage in "$@"; do
       echo "report rc=$?"
       xz -c /tmp/fid_upstream.json > "$OUT/fid_upstream.json.xz"
       xz -c /tmp/fid_fork.json > "$OUT/fid_fork.json.xz" ;;
-    disabled)
-      # the fork with VLLM_CUSTOM_FP8_DISABLE=1 vs upstream: must be identical
-      in_site $FORK timeout -k 5 $((L - 10)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
-          --site fork --variants disabled --models llama --kinds fp8,block \
-          --out /tmp/fid_disabled.json > /tmp/fid_disabled.log 2>&1
-      echo "rc=$?"; lines "E2E|Error" < /tmp/fid_disabled.log ;;
     profile)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
       in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) python3 tools/gpu/e2e.py profile --root $CKPT \

@@ -9,7 +9,8 @@ Shapes: M = 1, ragged M (3, 77, 129), N and K with tails of the 16-element
 alignment (N = 4096 + 16, K = 1024 + 48), each GEMM configuration forced
 (config = 0, 1, ... until the op refuses the index) plus the dispatch, both
 output dtypes, bias; quant in every mode (scale_ub, padding rows,
-row/column/TMA-aligned group scales); the largest model shapes (K = 18944)
+row/column/TMA-aligned group scales), the fused RMSNorm / SiLU-and-mul
+producers in each mode; the largest model shapes (K = 18944)
 once. --quick (racecheck, synccheck: they are slow on shared-memory-heavy
 kernels) keeps one shape per op and every configuration at M = 77.
 Each call is checked against a float64 reference too, so an op that
@@ -56,6 +57,31 @@ def sweep_quant(shapes):
         if k % 128 == 0:
             for col, tma in ((False, False), (True, False), (True, True)):
                 cf8.per_token_group_quant_fp8(x, column_major_scales=col, tma_aligned_scales=tma)
+        if k % 16 == 0:
+            sweep_fused_producers(x, s)
+
+
+def sweep_fused_producers(x, static_scale):
+    """The fused RMSNorm / SiLU-and-mul -> FP8 kernels, each mode, against the
+    unfused pair (same codes: docs/numerics.md)."""
+    m, k = x.shape
+    w = torch.rand(k, device=DEV, dtype=torch.bfloat16) + 0.5
+    residual = torch.randn_like(x)
+    q, _ = cf8.rms_norm_fp8_quant(x, w, 1e-6, residual=residual.clone())
+    cf8.rms_norm_fp8_quant(x, w, 1e-6, scale=static_scale)
+    gate_up = torch.randn(m, 2 * k, device=DEV, dtype=torch.bfloat16)
+    cf8.silu_and_mul_fp8_quant(gate_up)
+    cf8.silu_and_mul_fp8_quant(gate_up, scale=static_scale)
+    if k % 128 == 0:
+        cf8.rms_norm_per_token_group_quant_fp8(x, w, 1e-6, column_major_scales=True)
+        cf8.silu_and_mul_per_token_group_quant_fp8(gate_up, column_major_scales=True,
+                                                   tma_aligned_scales=True)
+    summed = (x.float() + residual.float()).to(x.dtype)
+    normed = (summed.float() * torch.rsqrt(summed.float().pow(2).mean(-1, keepdim=True) + 1e-6)
+              ).to(x.dtype) * w
+    ref, _ = cf8.scaled_fp8_quant(normed, use_per_token_if_dynamic=True)
+    agree = (q.view(torch.uint8) == ref.view(torch.uint8)).float().mean().item()
+    assert agree > 0.999, f"fused RMSNorm quant agrees with the unfused pair on {agree:.4%}"
 
 
 def sweep_scaled_mm(shapes, all_configs):
