@@ -79,31 +79,57 @@ def dynamic_tensor_quant(x: torch.Tensor, rows: int | None = None):
     return static_quant(x, scale, rows), scale
 
 
-def per_token_quant(x: torch.Tensor, scale_ub: float | None = None, rows: int | None = None):
-    xf = _f32(x)
-    amax = _nan_ignoring_absmax(xf, axis=1)
+def per_token_scales(amax: np.ndarray, scale_ub: float | None = None) -> np.ndarray:
+    """max(fminf(amax, ub) / 448, 1 / (448 * 512)) in float32, per row."""
     if scale_ub is not None:
         amax = np.fmin(amax, F32(scale_ub))
     with np.errstate(all="ignore"):
-        s = np.maximum(amax / F32(FP8_MAX), F32(PER_TOKEN_MIN_SCALE)).astype(F32)
-        codes = encode_e4m3(_clamp_min_first(xf / s))
+        return np.maximum(amax / F32(FP8_MAX), F32(PER_TOKEN_MIN_SCALE)).astype(F32)
+
+
+def per_token_codes(x: torch.Tensor, scales: np.ndarray) -> np.ndarray:
+    """RNE(fmaxf(-448, fminf(x / s, 448))) with the given float32 row scales [M, 1]."""
+    with np.errstate(all="ignore"):
+        return encode_e4m3(_clamp_min_first(_f32(x) / np.asarray(scales, dtype=F32)))
+
+
+def per_token_quant(x: torch.Tensor, scale_ub: float | None = None, rows: int | None = None):
+    xf = _f32(x)
+    s = per_token_scales(_nan_ignoring_absmax(xf, axis=1), scale_ub)
+    codes = per_token_codes(x, s)
     rows = rows or xf.shape[0]
     scales = np.full((rows, 1), F32(PER_TOKEN_MIN_SCALE), dtype=F32)
     scales[: xf.shape[0]] = s
     return _padded(codes, rows), scales
 
 
-def group_quant(x: torch.Tensor, group_size: int = 128, rows: int | None = None):
+def group_scales(x: torch.Tensor, group_size: int = 128) -> np.ndarray:
+    """max(1e-10, absmax) / 448 in float32 of each 1 x group_size group: [M, K/g]."""
+    xf = _f32(x)
+    m, k = xf.shape
+    amax = _nan_ignoring_absmax(xf.reshape(m, k // group_size, group_size), axis=2,
+                                start=F32(GROUP_EPS))
+    with np.errstate(all="ignore"):
+        return (amax / F32(FP8_MAX)).astype(F32)[..., 0]
+
+
+def group_codes(x: torch.Tensor, scales: np.ndarray, group_size: int = 128) -> np.ndarray:
+    """RNE(fminf(fmaxf(x / s, -448), 448)) with the given float32 group scales [M, K/g]."""
     xf = _f32(x)
     m, k = xf.shape
     g = xf.reshape(m, k // group_size, group_size)
-    amax = _nan_ignoring_absmax(g, axis=2, start=F32(GROUP_EPS))
     with np.errstate(all="ignore"):
-        s = (amax / F32(FP8_MAX)).astype(F32)
-        codes = encode_e4m3(_clamp_max_first(g / s)).reshape(m, k)
+        s = np.asarray(scales, dtype=F32)[..., None]
+        return encode_e4m3(_clamp_max_first(g / s)).reshape(m, k)
+
+
+def group_quant(x: torch.Tensor, group_size: int = 128, rows: int | None = None):
+    m, k = x.shape
+    s = group_scales(x, group_size)
+    codes = group_codes(x, s, group_size)
     rows = rows or m
     scales = np.full((rows, k // group_size), F32(GROUP_EPS) / F32(FP8_MAX), dtype=F32)
-    scales[:m] = s[..., 0]
+    scales[:m] = s
     return _padded(codes, rows), scales
 
 

@@ -31,6 +31,19 @@ def good_args(op: str, device: str) -> list:
         return [q, x, f32(5, 1), f32(1)]
     if op == "per_token_group_fp8_quant":
         return [q, x, f32(5, 2), 128]
+    if op.startswith("rms_norm"):
+        weight = torch.ones(256, dtype=BF16, device=device)
+        residual = activation(5, 256, BF16, device, seed=5)
+        extra = {"rms_norm_static_fp8_quant": [f32(1), 1e-6],
+                 "rms_norm_dynamic_per_token_fp8_quant": [f32(5, 1), 1e-6, f32(1)],
+                 "rms_norm_per_token_group_fp8_quant": [f32(5, 2), 1e-6, 128]}[op]
+        return [q, x, weight, *extra, residual]
+    if op.startswith("silu_and_mul"):
+        gate_up = activation(5, 512, BF16, device, seed=6)
+        extra = {"silu_and_mul_static_fp8_quant": [f32(1)],
+                 "silu_and_mul_dynamic_per_token_fp8_quant": [f32(5, 1), f32(1)],
+                 "silu_and_mul_per_token_group_fp8_quant": [f32(5, 2), 128]}[op]
+        return [q, gate_up, *extra]
     a = random_fp8(5, 256, device, seed=2)
     out = torch.zeros(5, 48 if op == "scaled_mm" else 256, dtype=BF16, device=device)
     if op == "scaled_mm":
@@ -49,6 +62,11 @@ def replace(op: str, device: str, index: int, value) -> list:
 
 QUANT_OPS = ["static_scaled_fp8_quant", "dynamic_scaled_fp8_quant",
              "dynamic_per_token_scaled_fp8_quant", "per_token_group_fp8_quant"]
+RMS_NORM_OPS = ["rms_norm_static_fp8_quant", "rms_norm_dynamic_per_token_fp8_quant",
+                "rms_norm_per_token_group_fp8_quant"]
+SILU_OPS = ["silu_and_mul_static_fp8_quant", "silu_and_mul_dynamic_per_token_fp8_quant",
+            "silu_and_mul_per_token_group_fp8_quant"]
+FUSED_OPS = RMS_NORM_OPS + SILU_OPS
 GEMM_OPS = ["scaled_mm", "block_scaled_mm"]
 
 # (ops, argument index, wrong value (or a function of the good args), the
@@ -76,6 +94,42 @@ CASES = [
     (["per_token_group_fp8_quant"], 3, 64, "group_size"),
     (["per_token_group_fp8_quant"], 2, lambda a: a[2][:, :1], "scale"),
     (["per_token_group_fp8_quant"], 2,
+     lambda a: torch.ones(2, 10, dtype=torch.float32, device=a[2].device)[:, ::2].t(), "scale"),
+    # fused: input
+    (FUSED_OPS, 1, lambda a: a[1].to(torch.int32), "input"),
+    (FUSED_OPS, 1, lambda a: a[1].unsqueeze(0), "input"),
+    (FUSED_OPS, 1, lambda a: a[1].t().contiguous().t(), "input"),  # column-major
+    (FUSED_OPS, 1, lambda a: a[1][:, :0], "input"),  # hidden size 0
+    (SILU_OPS, 1, lambda a: a[1][:, :511], "input"),  # no even split into gate and up
+    # fused: out
+    (FUSED_OPS, 0, lambda a: a[0].to(BF16), "out"),
+    (FUSED_OPS, 0, lambda a: a[0][:4], "out"),  # fewer rows than input
+    (RMS_NORM_OPS, 0, lambda a: a[0][:, :128], "out"),
+    (SILU_OPS, 0, lambda a: torch.zeros(5, 512, dtype=FP8, device=a[0].device), "out"),  # not N
+    # rms_norm: weight and residual
+    (RMS_NORM_OPS, 2, lambda a: a[2].float(), "weight"),
+    (RMS_NORM_OPS, 2, lambda a: a[2][:128], "weight"),
+    (RMS_NORM_OPS, 2, lambda a: a[2].view(1, 256), "weight"),
+    (RMS_NORM_OPS, 2, lambda a: torch.ones(512, dtype=BF16, device=a[2].device)[::2], "weight"),
+    (["rms_norm_static_fp8_quant"], 5, lambda a: a[5].half(), "residual"),
+    (["rms_norm_static_fp8_quant"], 5, lambda a: a[5][:4], "residual"),
+    (RMS_NORM_OPS[1:], 6, lambda a: a[6].half(), "residual"),
+    (RMS_NORM_OPS[1:], 6, lambda a: a[6][:4], "residual"),
+    (RMS_NORM_OPS[1:], 6, lambda a: a[6].t().contiguous().t(), "residual"),
+    # fused: scales
+    (["rms_norm_static_fp8_quant"], 3, lambda a: a[3].to(torch.float16), "scale"),
+    (["rms_norm_static_fp8_quant"], 3,
+     lambda a: torch.ones(2, dtype=torch.float32, device=a[3].device), "scale"),
+    (["silu_and_mul_static_fp8_quant"], 2, lambda a: a[2].to(torch.float16), "scale"),
+    (["rms_norm_dynamic_per_token_fp8_quant"], 3, lambda a: a[3][:4], "scale"),
+    (["silu_and_mul_dynamic_per_token_fp8_quant"], 2, lambda a: a[2][:4], "scale"),
+    (["rms_norm_dynamic_per_token_fp8_quant"], 5, lambda a: a[5].to(torch.float16), "scale_ub"),
+    (["silu_and_mul_dynamic_per_token_fp8_quant"], 3,
+     lambda a: torch.ones(2, dtype=torch.float32, device=a[3].device), "scale_ub"),
+    (["rms_norm_per_token_group_fp8_quant"], 5, 64, "group_size"),
+    (["silu_and_mul_per_token_group_fp8_quant"], 3, 64, "group_size"),
+    (["rms_norm_per_token_group_fp8_quant"], 3, lambda a: a[3][:, :1], "scale"),
+    (["silu_and_mul_per_token_group_fp8_quant"], 2,
      lambda a: torch.ones(2, 10, dtype=torch.float32, device=a[2].device)[:, ::2].t(), "scale"),
     # GEMMs: operands
     (GEMM_OPS, 1, lambda a: a[1].to(BF16), "a"),
@@ -126,7 +180,23 @@ def test_bad_argument_is_named(device, op, index, value, arg):
                            now.view(torch.uint8) if now.dtype == FP8 else now)
 
 
-@pytest.mark.parametrize("op", QUANT_OPS + GEMM_OPS)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["rms_norm_per_token_group_fp8_quant",
+                                "silu_and_mul_per_token_group_fp8_quant"])
+def test_group_hidden_size_is_named(device, op):
+    """A hidden size (per half, for silu_and_mul) that 128-groups do not divide."""
+    args = good_args(op, device)
+    k = 200
+    args[0] = torch.zeros(5, k, dtype=FP8, device=device)
+    if op.startswith("rms_norm"):
+        args[1], args[2], args[-1] = args[1][:, :k], args[2][:k], args[-1][:, :k].contiguous()
+    else:
+        args[1] = activation(5, 2 * k, BF16, device, seed=7)
+    with pytest.raises(ERRORS, match="'input'"):
+        getattr(ops, op)(*args)
+
+
+@pytest.mark.parametrize("op", QUANT_OPS + FUSED_OPS + GEMM_OPS)
 def test_tensors_on_different_devices(op):
     """A CPU tensor among CUDA ones (or the reverse) names the odd argument."""
     if not torch.cuda.is_available():

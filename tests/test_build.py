@@ -82,6 +82,33 @@ def test_quant_kernels_present(sass):
         assert kernel in names, kernel
 
 
+# The fused kernels' template arguments in their mangled names: <T, ScaleMode,
+# (residual,) aligned> (rms_norm_quant.cu, silu_and_mul_quant.cu).
+FUSED_KERNEL = re.compile(r"(rms_norm|silu_and_mul)_quant_kernelI(\w+?)LNS_9ScaleModeE(\d)E"
+                          r"(?:Lb([01])E)?Lb([01])E")
+
+
+def test_fused_kernels_present_and_vectorized(sass):
+    """Every instantiation of the fused kernels (3 dtypes x 3 scale modes x
+    residual or not x vector or element-wise loads) converts to e4m3 in
+    hardware; the vector variants load 16 bytes and store 8 codes at once."""
+    found = {}
+    for name, code in kernels(sass).items():
+        m = FUSED_KERNEL.search(name)
+        if m is None:
+            continue
+        family, dtype, mode, residual, aligned = m.groups()
+        found[(family, dtype, mode, residual, aligned)] = name
+        assert "F2FP.SATFINITE.E4M3" in code, f"no FP8 conversion in {name[:80]}"
+        if aligned == "1":
+            assert re.search(r"LDG\.E\.128", code) and re.search(r"STG\.E\.64", code), \
+                f"no 16-byte loads / 8-byte code stores in {name[:80]}"
+    families = {f for f, *_ in found}
+    assert families == {"rms_norm", "silu_and_mul"}, families
+    assert sum(f == "rms_norm" for f, *_ in found) == 3 * 3 * 2 * 2
+    assert sum(f == "silu_and_mul" for f, *_ in found) == 3 * 3 * 2
+
+
 def test_registers_every_op():
     data = EXTENSION_PATH.read_bytes()
     for op in SCHEMAS:

@@ -15,6 +15,9 @@ ops = torch.ops._custom_fp8
 
 def op_cases(device):
     x = activation(5, 256, torch.bfloat16, device, seed=1)
+    weight = activation(1, 256, torch.bfloat16, device, seed=4).view(256)
+    residual = lambda: activation(5, 256, torch.bfloat16, device, seed=5)  # noqa: E731
+    gate_up = activation(5, 512, torch.bfloat16, device, seed=6)
     q = lambda rows=5: poisoned((rows, 256), FP8, device)  # noqa: E731
     f32 = lambda *s: poisoned(s, torch.float32, device)  # noqa: E731
     a = random_fp8(5, 256, device, seed=2)
@@ -27,6 +30,15 @@ def op_cases(device):
         "dynamic_scaled_fp8_quant": (q(), x, f32(1)),
         "dynamic_per_token_scaled_fp8_quant": (q(8), x, f32(8, 1), torch.tensor([0.1], device=device)),
         "per_token_group_fp8_quant": (q(), x, f32(5, 2), 128),
+        "rms_norm_static_fp8_quant": (q(8), x, weight, torch.tensor([0.02], device=device),
+                                      1e-6, residual()),
+        "rms_norm_dynamic_per_token_fp8_quant": (q(), x, weight, f32(5, 1), 1e-6,
+                                                 torch.tensor([0.1], device=device), residual()),
+        "rms_norm_per_token_group_fp8_quant": (q(), x, weight, f32(5, 2), 1e-6, 128,
+                                               residual()),
+        "silu_and_mul_static_fp8_quant": (q(8), gate_up, torch.tensor([0.02], device=device)),
+        "silu_and_mul_dynamic_per_token_fp8_quant": (q(), gate_up, f32(5, 1), None),
+        "silu_and_mul_per_token_group_fp8_quant": (q(), gate_up, f32(5, 2), 128),
         "scaled_mm": (out, a, b, log_uniform((5, 1), 1e-3, 1e-1, device),
                       log_uniform((48,), 1e-3, 1e-1, device),
                       torch.randn(48, device=device).to(torch.bfloat16)),

@@ -36,6 +36,7 @@ from vllm.custom_fp8.numerics import (  # noqa: E402
 )
 from vllm.custom_fp8.triton import quant as triton_quant  # noqa: E402
 
+import fused_check  # noqa: E402
 import reference as ref  # noqa: E402
 from conftest import activation, log_uniform, on_gpu_run, poisoned, random_fp8  # noqa: E402
 from gemm_check import check_gemm  # noqa: E402
@@ -268,6 +269,45 @@ def test_quant_entry_points_check_arguments():
         triton_ops.dynamic_per_token_scaled_fp8_quant(out, x, torch.empty(3, device=DEVICE), None)
     with pytest.raises(ValueError, match="per_token_group_fp8_quant: 'group_size' must be"):
         triton_ops.per_token_group_fp8_quant(out, x, torch.empty(4, 2, device=DEVICE), 64)
+
+
+# ---------------------------------------------------------------- fused producer + quant
+
+FUSED_ROWS = [1, 5] + gpu_cases(64, 257)
+FUSED_HIDDEN = [100, 128, 384] + gpu_cases(4096, 5120, 14336)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("k", FUSED_HIDDEN)
+@pytest.mark.parametrize("m", FUSED_ROWS)
+@pytest.mark.parametrize("with_residual", [False, True], ids=["norm", "add_norm"])
+@pytest.mark.parametrize("mode", fused_check.MODES)
+def test_rms_norm_quant(mode, with_residual, m, k, dtype):
+    """Against float64 (tests/fused_check.py), with two padding rows; group
+    scales column-major (TMA-aligned) for m = 5."""
+    if mode == "group" and k % GROUP_SIZE:
+        pytest.skip("group quant needs a hidden size divisible by 128")
+    x, weight, residual = fused_check.rms_norm_operands(m, k, dtype, DEVICE, seed=m * 31 + k)
+    residual_in = residual.clone()
+    out, scale = fused_check.run_rms_norm(triton_ops, mode, x, weight,
+                                          residual if with_residual else None, rows=m + 2,
+                                          column_major=m == 5)
+    fused_check.check_rms_norm_quant(mode, x, weight, fused_check.EPS, out, scale,
+                                     residual_in if with_residual else None, residual)
+
+
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "row_stride"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("n", FUSED_HIDDEN)
+@pytest.mark.parametrize("m", FUSED_ROWS)
+@pytest.mark.parametrize("mode", fused_check.MODES)
+def test_silu_and_mul_quant(mode, m, n, dtype, contiguous):
+    if mode == "group" and n % GROUP_SIZE:
+        pytest.skip("group quant needs a hidden size divisible by 128")
+    x = on_device(strided_activation(m, 2 * n, dtype, contiguous, seed=m * 17 + n))
+    out, scale = fused_check.run_silu_and_mul(triton_ops, mode, x, rows=m + 2,
+                                              column_major=m == 5)
+    fused_check.check_silu_and_mul_quant(mode, x, out, scale)
 
 
 # ---------------------------------------------------------------- GEMMs

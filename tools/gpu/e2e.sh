@@ -63,8 +63,10 @@ for stage in "$@"; do
       python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
           --fork /tmp/fid_fork.json --out "$OUT/fidelity.json"
       echo "report rc=$?"
-      xz -c /tmp/fid_upstream.json > "$OUT/fid_upstream.json.xz"
-      xz -c /tmp/fid_fork.json > "$OUT/fid_fork.json.xz" ;;
+      if [ -n "${E2E_KEEP_RAW:-}" ]; then   # the logprobs themselves (2 more files)
+        xz -c /tmp/fid_upstream.json > "$OUT/fid_upstream.json.xz"
+        xz -c /tmp/fid_fork.json > "$OUT/fid_fork.json.xz"
+      fi ;;
     profile)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
       in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) python3 tools/gpu/e2e.py profile --root $CKPT \

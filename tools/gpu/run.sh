@@ -14,7 +14,8 @@
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
 #   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_h100.json
 #   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
-#                  sweep), racecheck and synccheck (--quick)
+#                  sweep), racecheck and synccheck (--quick); SANITIZE_TOOLS picks,
+#                  SANITIZE_S caps each (seconds)
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
@@ -51,13 +52,15 @@ for stage in "$@"; do
       python3 benchmarks/tune_scaled_mm.py --out "$OUT/scaled_mm_h100.json" \
           2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;
     sanitize)
-      for tool in memcheck racecheck synccheck; do
+      for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
         [ $tool = memcheck ] && Q= || Q=--quick
         T0=$SECONDS
-        compute-sanitizer --tool $tool --error-exitcode 1 --print-limit 20 \
-            python3 tools/gpu/sanitize.py $Q > "$OUT/sanitize_$tool.log" 2>&1
-        echo "$tool rc=$? in $((SECONDS - T0)) s"; grep -E "ERROR SUMMARY|SANITIZE|RACECHECK SUMMARY|Error|error" \
-            "$OUT/sanitize_$tool.log" | head -20; tail -1 "$OUT/sanitize_$tool.log"
+        timeout ${SANITIZE_S:-300} compute-sanitizer --tool $tool --error-exitcode 1 --print-limit 20 \
+            python3 tools/gpu/sanitize.py $Q > /tmp/sanitize_$tool.log 2>&1
+        echo "$tool rc=$? in $((SECONDS - T0)) s"
+        { echo "== $tool"; cat /tmp/sanitize_$tool.log; } >> "$OUT/sanitize.log"
+        grep -E "ERROR SUMMARY|SANITIZE|RACECHECK SUMMARY|Error|error" /tmp/sanitize_$tool.log \
+            | head -20; tail -1 /tmp/sanitize_$tool.log
       done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

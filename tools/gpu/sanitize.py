@@ -73,12 +73,12 @@ def sweep_fused_producers(x, static_scale):
     cf8.silu_and_mul_fp8_quant(gate_up)
     cf8.silu_and_mul_fp8_quant(gate_up, scale=static_scale)
     if k % 128 == 0:
-        cf8.rms_norm_per_token_group_quant_fp8(x, w, 1e-6, column_major_scales=True)
-        cf8.silu_and_mul_per_token_group_quant_fp8(gate_up, column_major_scales=True,
-                                                   tma_aligned_scales=True)
+        cf8.rms_norm_fp8_quant(x, w, 1e-6, group_size=128, column_major_scales=True)
+        cf8.silu_and_mul_fp8_quant(gate_up, group_size=128, column_major_scales=True,
+                                   tma_aligned_scales=True)
     summed = (x.float() + residual.float()).to(x.dtype)
     normed = (summed.float() * torch.rsqrt(summed.float().pow(2).mean(-1, keepdim=True) + 1e-6)
-              ).to(x.dtype) * w
+              * w.float()).to(x.dtype)
     ref, _ = cf8.scaled_fp8_quant(normed, use_per_token_if_dynamic=True)
     agree = (q.view(torch.uint8) == ref.view(torch.uint8)).float().mean().item()
     assert agree > 0.999, f"fused RMSNorm quant agrees with the unfused pair on {agree:.4%}"

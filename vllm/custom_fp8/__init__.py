@@ -9,6 +9,8 @@ out-variant ops, which are what torch.compile and CUDA graphs see):
     q, s = scaled_fp8_quant(x, scale)                         # static per-tensor
     q, s = scaled_fp8_quant(x, use_per_token_if_dynamic=True) # dynamic per-token
     q, s = per_token_group_quant_fp8(x, column_major_scales=True)
+    q, s = rms_norm_fp8_quant(h, norm_w, eps, residual)       # fused: norm (+ add) -> FP8
+    q, s = silu_and_mul_fp8_quant(gate_up, group_size=128)    # fused: SwiGLU -> FP8 groups
     y = scaled_mm(q, w_t, s, w_scale, torch.bfloat16, bias)   # w_t = weight.t()
     y = block_scaled_mm(q, w_t, s, w_scale_inv.t(), torch.bfloat16)
 """
@@ -23,18 +25,38 @@ __all__ = [
     "CUDA_BACKEND",
     "block_scaled_mm",
     "per_token_group_quant_fp8",
+    "rms_norm_fp8_quant",
     "scaled_fp8_quant",
     "scaled_mm",
+    "silu_and_mul_fp8_quant",
 ]
 
 ops = getattr(torch.ops, NAMESPACE)
 
 
-def _quant_output(x2d: torch.Tensor, num_token_padding: int | None, output):
+def _quant_output(x2d: torch.Tensor, num_token_padding: int | None, output, cols=None):
+    """out [max(M, num_token_padding), cols] (cols: the hidden size of x2d)."""
+    cols = x2d.shape[1] if cols is None else cols
     rows = max(num_token_padding or 0, x2d.shape[0])
     if output is None:
-        return torch.empty((rows, x2d.shape[1]), dtype=FP8_DTYPE, device=x2d.device)
-    return output.view(-1, x2d.shape[1])
+        return torch.empty((rows, cols), dtype=FP8_DTYPE, device=x2d.device)
+    return output.view(-1, cols)
+
+
+def _group_scales(out: torch.Tensor, group_size: int, column_major: bool,
+                  tma_aligned: bool) -> torch.Tensor:
+    """Scales [M', K/g] of `out` [M', K]: row-major, or column-major with the
+    leading dimension padded to a multiple of 4 when `tma_aligned`."""
+    rows, groups = out.shape[0], out.shape[1] // group_size
+    if column_major:
+        ld = tma_aligned_size(rows) if tma_aligned else rows
+        return torch.empty_strided((rows, groups), (1, ld), dtype=torch.float32,
+                                   device=out.device)
+    return torch.empty((rows, groups), dtype=torch.float32, device=out.device)
+
+
+def _per_token_scales(out: torch.Tensor) -> torch.Tensor:
+    return torch.empty((out.shape[0], 1), dtype=torch.float32, device=out.device)
 
 
 def _gemm_output(op: str, a, b, out_dtype: torch.dtype, out):
@@ -66,7 +88,7 @@ def scaled_fp8_quant(
     if scale is not None:
         ops.static_scaled_fp8_quant(out, x, scale)
     elif use_per_token_if_dynamic:
-        scale = torch.empty((out.shape[0], 1), dtype=torch.float32, device=x.device)
+        scale = _per_token_scales(out)
         ops.dynamic_per_token_scaled_fp8_quant(out, x, scale, scale_ub)
     else:
         if scale_ub is not None:
@@ -93,13 +115,80 @@ def per_token_group_quant_fp8(
     """
     x = input.reshape(-1, input.shape[-1])
     out = _quant_output(x, num_token_padding, out_q)
-    rows, groups = out.shape[0], x.shape[1] // group_size
-    if column_major_scales:
-        ld = tma_aligned_size(rows) if tma_aligned_scales else rows
-        scale = torch.empty_strided((rows, groups), (1, ld), dtype=torch.float32, device=x.device)
-    else:
-        scale = torch.empty((rows, groups), dtype=torch.float32, device=x.device)
+    scale = _group_scales(out, group_size, column_major_scales, tma_aligned_scales)
     ops.per_token_group_fp8_quant(out, x, scale, group_size)
+    return out, scale
+
+
+def _fused_scale_mode(api: str, out: torch.Tensor, scale, scale_ub, group_size,
+                      column_major_scales: bool, tma_aligned_scales: bool):
+    """(op name suffix, scale, the mode's trailing op arguments) of the scale
+    mode the arguments of a fused API function pick."""
+    if scale is not None:
+        for name, value in (("scale_ub", scale_ub), ("group_size", group_size)):
+            if value is not None:
+                raise ValueError(f"custom_fp8.{api}: '{name}' must be None with a static "
+                                 f"scale, got {value!r}")
+        return "static_fp8_quant", scale, ()
+    if group_size is not None:
+        if scale_ub is not None:
+            raise ValueError(f"custom_fp8.{api}: 'scale_ub' must be None for per-token-group "
+                             "quant, got a tensor")
+        scale = _group_scales(out, group_size, column_major_scales, tma_aligned_scales)
+        return "per_token_group_fp8_quant", scale, (group_size,)
+    return "dynamic_per_token_fp8_quant", _per_token_scales(out), (scale_ub,)
+
+
+def rms_norm_fp8_quant(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    epsilon: float,
+    residual: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    scale_ub: torch.Tensor | None = None,
+    group_size: int | None = None,
+    column_major_scales: bool = False,
+    tma_aligned_scales: bool = False,
+    num_token_padding: int | None = None,
+    output: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMSNorm(input [..., K]) * weight straight to float8_e4m3fn; returns
+    (codes [M', K], scales): the codes and scales of the unfused rms_norm, then
+    scaled_fp8_quant / per_token_group_quant_fp8 (docs/numerics.md).
+
+    With `residual` (input's shape and dtype; updated in place): residual +=
+    input, and the norm is of the updated residual (fused_add_rms_norm).
+    Scale mode: a given `scale` is static per-tensor; a `group_size` (128) is
+    per-token-group, scales [M', K/128] in per_token_group_quant_fp8's layouts;
+    otherwise dynamic per-token, scales [M', 1] clamped above by `scale_ub`.
+    """
+    x = input.reshape(-1, input.shape[-1])
+    res = None if residual is None else residual.view(x.shape)
+    out = _quant_output(x, num_token_padding, output)
+    op, scale, mode_args = _fused_scale_mode("rms_norm_fp8_quant", out, scale, scale_ub,
+                                             group_size, column_major_scales, tma_aligned_scales)
+    getattr(ops, "rms_norm_" + op)(out, x, weight, scale, epsilon, *mode_args, res)
+    return out, scale
+
+
+def silu_and_mul_fp8_quant(
+    input: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    scale_ub: torch.Tensor | None = None,
+    group_size: int | None = None,
+    column_major_scales: bool = False,
+    tma_aligned_scales: bool = False,
+    num_token_padding: int | None = None,
+    output: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """silu(input[..., :N]) * input[..., N:] straight to float8_e4m3fn;
+    returns (codes [M', N], scales), the scale mode picked as in
+    rms_norm_fp8_quant."""
+    x = input.reshape(-1, input.shape[-1])
+    out = _quant_output(x, num_token_padding, output, cols=x.shape[1] // 2)
+    op, scale, mode_args = _fused_scale_mode("silu_and_mul_fp8_quant", out, scale, scale_ub,
+                                             group_size, column_major_scales, tma_aligned_scales)
+    getattr(ops, "silu_and_mul_" + op)(out, x, scale, *mode_args)
     return out, scale
 
 

@@ -43,7 +43,9 @@ class _Checker:
             self.fail(arg, "a per-tensor scale with one element", f"shape {tuple(t.shape)}")
 
 
-def _quant_common(op: str, out, input) -> _Checker:
+def _quant_common(op: str, out, input, gated: bool = False) -> _Checker:
+    """input [M, K] -> out [M' >= M, K]; gated (silu_and_mul): input [M, 2N]
+    (gate | up) -> out [M' >= M, N]."""
     if not isinstance(input, torch.Tensor):
         raise ValueError(f"custom_fp8.{op}: 'input' must be a torch.Tensor, got {type(input).__name__}")
     c = _Checker(op, input.device)
@@ -52,12 +54,62 @@ def _quant_common(op: str, out, input) -> _Checker:
         c.fail("input", "of a hidden size > 0", f"shape {tuple(input.shape)}")
     if input.stride(1) != 1:
         c.fail("input", "contiguous in its last dimension", f"strides {input.stride()}")
+    if gated and input.shape[1] % 2 != 0:
+        c.fail("input", "of an even hidden size (the gate and up halves)",
+               f"shape {tuple(input.shape)}")
+    k = input.shape[1] // 2 if gated else input.shape[1]
     c.tensor("out", out, (FP8_DTYPE,), ndim=2)
     c.contiguous("out", out)
-    if out.shape[1] != input.shape[1] or out.shape[0] < input.shape[0]:
-        c.fail("out", f"of shape [>= {input.shape[0]}, {input.shape[1]}] "
-               "(padding rows allowed)", f"shape {tuple(out.shape)}")
+    if out.shape[1] != k or out.shape[0] < input.shape[0]:
+        c.fail("out", f"of shape [>= {input.shape[0]}, {k}] (padding rows allowed)",
+               f"shape {tuple(out.shape)}")
     return c
+
+
+def _per_token_scale(c: _Checker, out, scale, scale_ub) -> None:
+    c.tensor("scale", scale, (torch.float32,))
+    c.contiguous("scale", scale)
+    if scale.numel() != out.shape[0]:
+        c.fail("scale", f"a per-token scale with {out.shape[0]} elements (one per row of 'out')",
+               f"shape {tuple(scale.shape)}")
+    if scale_ub is not None:
+        c.scalar_scale("scale_ub", scale_ub)
+
+
+def _group_scale(c: _Checker, out, input, scale, group_size: int) -> None:
+    if group_size != GROUP_SIZE:
+        c.fail("group_size", str(GROUP_SIZE), group_size)
+    k = out.shape[1]
+    if k % group_size != 0:
+        gated = input.shape[1] != k
+        c.fail("input", f"of a hidden size divisible by 2 * group_size={2 * group_size} "
+               "(gate and up halves)" if gated else
+               f"of a hidden size divisible by group_size={group_size}",
+               f"shape {tuple(input.shape)}")
+    c.tensor("scale", scale, (torch.float32,), ndim=2)
+    rows, groups = out.shape[0], k // group_size
+    if tuple(scale.shape) != (rows, groups):
+        c.fail("scale", f"of shape [{rows}, {groups}]", f"shape {tuple(scale.shape)}")
+    row_major = scale.stride(1) == 1 and scale.stride(0) >= groups
+    col_major = scale.stride(0) == 1 and scale.stride(1) >= rows
+    if rows > 1 and groups > 1 and not (row_major or col_major):
+        c.fail("scale", "row-major or column-major (TMA-aligned) strides", f"strides {scale.stride()}")
+
+
+def _rms_norm(c: _Checker, input, weight, residual) -> None:
+    """weight [K] and residual [M, K] (contiguous) of the input's dtype, as
+    upstream's rms_norm and fused_add_rms_norm take them."""
+    c.tensor("weight", weight, (input.dtype,), ndim=1)
+    if weight.shape[0] != input.shape[1]:
+        c.fail("weight", f"of shape [{input.shape[1]}] (the hidden size of input)",
+               f"shape {tuple(weight.shape)}")
+    c.contiguous("weight", weight)
+    if residual is not None:
+        c.tensor("residual", residual, (input.dtype,), ndim=2)
+        if residual.shape != input.shape:
+            c.fail("residual", f"of the shape of input {tuple(input.shape)}",
+                   f"shape {tuple(residual.shape)}")
+        c.contiguous("residual", residual)
 
 
 def check_static_quant(out, input, scale) -> None:
@@ -72,30 +124,48 @@ def check_dynamic_quant(out, input, scale) -> None:
 
 def check_per_token_quant(out, input, scale, scale_ub) -> None:
     c = _quant_common("dynamic_per_token_scaled_fp8_quant", out, input)
-    c.tensor("scale", scale, (torch.float32,))
-    c.contiguous("scale", scale)
-    if scale.numel() != out.shape[0]:
-        c.fail("scale", f"a per-token scale with {out.shape[0]} elements (one per row of 'out')",
-               f"shape {tuple(scale.shape)}")
-    if scale_ub is not None:
-        c.scalar_scale("scale_ub", scale_ub)
+    _per_token_scale(c, out, scale, scale_ub)
 
 
 def check_group_quant(out, input, scale, group_size: int) -> None:
     c = _quant_common("per_token_group_fp8_quant", out, input)
-    if group_size != GROUP_SIZE:
-        c.fail("group_size", str(GROUP_SIZE), group_size)
-    if input.shape[1] % group_size != 0:
-        c.fail("input", f"of a hidden size divisible by group_size={group_size}",
-               f"shape {tuple(input.shape)}")
-    c.tensor("scale", scale, (torch.float32,), ndim=2)
-    rows, groups = out.shape[0], input.shape[1] // group_size
-    if tuple(scale.shape) != (rows, groups):
-        c.fail("scale", f"of shape [{rows}, {groups}]", f"shape {tuple(scale.shape)}")
-    row_major = scale.stride(1) == 1 and scale.stride(0) >= groups
-    col_major = scale.stride(0) == 1 and scale.stride(1) >= rows
-    if rows > 1 and groups > 1 and not (row_major or col_major):
-        c.fail("scale", "row-major or column-major (TMA-aligned) strides", f"strides {scale.stride()}")
+    _group_scale(c, out, input, scale, group_size)
+
+
+def check_rms_norm_static_quant(out, input, weight, scale, epsilon: float,
+                                residual=None) -> None:
+    c = _quant_common("rms_norm_static_fp8_quant", out, input)
+    _rms_norm(c, input, weight, residual)
+    c.scalar_scale("scale", scale)
+
+
+def check_rms_norm_per_token_quant(out, input, weight, scale, epsilon: float, scale_ub,
+                                   residual=None) -> None:
+    c = _quant_common("rms_norm_dynamic_per_token_fp8_quant", out, input)
+    _rms_norm(c, input, weight, residual)
+    _per_token_scale(c, out, scale, scale_ub)
+
+
+def check_rms_norm_group_quant(out, input, weight, scale, epsilon: float, group_size: int,
+                               residual=None) -> None:
+    c = _quant_common("rms_norm_per_token_group_fp8_quant", out, input)
+    _rms_norm(c, input, weight, residual)
+    _group_scale(c, out, input, scale, group_size)
+
+
+def check_silu_and_mul_static_quant(out, input, scale) -> None:
+    c = _quant_common("silu_and_mul_static_fp8_quant", out, input, gated=True)
+    c.scalar_scale("scale", scale)
+
+
+def check_silu_and_mul_per_token_quant(out, input, scale, scale_ub) -> None:
+    c = _quant_common("silu_and_mul_dynamic_per_token_fp8_quant", out, input, gated=True)
+    _per_token_scale(c, out, scale, scale_ub)
+
+
+def check_silu_and_mul_group_quant(out, input, scale, group_size: int) -> None:
+    c = _quant_common("silu_and_mul_per_token_group_fp8_quant", out, input, gated=True)
+    _group_scale(c, out, input, scale, group_size)
 
 
 def _gemm_common(op: str, out, a, b):

@@ -32,6 +32,23 @@ SCHEMAS = {
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, Tensor? scale_ub) -> ()",
     "per_token_group_fp8_quant":
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
+    # Fused producer + quant: RMSNorm (with `residual`: residual += input, then
+    # the norm of residual, which is written back) and SiLU-and-mul, each with
+    # the three activation scale modes of the GEMMs.
+    "rms_norm_static_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor weight, Tensor scale, float epsilon, "
+        "Tensor(b!)? residual=None) -> ()",
+    "rms_norm_dynamic_per_token_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor weight, Tensor(b!) scale, float epsilon, "
+        "Tensor? scale_ub, Tensor(c!)? residual=None) -> ()",
+    "rms_norm_per_token_group_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor weight, Tensor(b!) scale, float epsilon, "
+        "int group_size, Tensor(c!)? residual=None) -> ()",
+    "silu_and_mul_static_fp8_quant": "(Tensor(a!) out, Tensor input, Tensor scale) -> ()",
+    "silu_and_mul_dynamic_per_token_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor(b!) scale, Tensor? scale_ub) -> ()",
+    "silu_and_mul_per_token_group_fp8_quant":
+        "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
     # config: -1 = the built-in dispatch; >= 0 forces a CUDA kernel configuration
     # (the tuner and the tests); the CPU and Triton backends ignore it.
     "scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
@@ -46,6 +63,12 @@ CHECKS = {
     "dynamic_scaled_fp8_quant": _checks.check_dynamic_quant,
     "dynamic_per_token_scaled_fp8_quant": _checks.check_per_token_quant,
     "per_token_group_fp8_quant": _checks.check_group_quant,
+    "rms_norm_static_fp8_quant": _checks.check_rms_norm_static_quant,
+    "rms_norm_dynamic_per_token_fp8_quant": _checks.check_rms_norm_per_token_quant,
+    "rms_norm_per_token_group_fp8_quant": _checks.check_rms_norm_group_quant,
+    "silu_and_mul_static_fp8_quant": _checks.check_silu_and_mul_static_quant,
+    "silu_and_mul_dynamic_per_token_fp8_quant": _checks.check_silu_and_mul_per_token_quant,
+    "silu_and_mul_per_token_group_fp8_quant": _checks.check_silu_and_mul_group_quant,
     "scaled_mm": _checks.check_scaled_mm,
     "block_scaled_mm": _checks.check_block_scaled_mm,
 }

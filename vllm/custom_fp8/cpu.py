@@ -7,9 +7,13 @@ and scales are bit-identical to the CUDA kernels (and so to upstream vLLM
 NaN-ignoring fminf/fmaxf clamps (torch.fmin/fmax), round-to-nearest-even
 conversion. GEMMs accumulate in float32 and apply the scales in the
 epilogue order of the CUDA kernel: scale_a * (scale_b * acc) + bias.
+The fused producer + quant ops run the producer with the rounding points of
+upstream's CUDA kernels (docs/numerics.md, "Fused producers"), then the quant
+op above on its result: the unfused sequence, by construction.
 """
 
 import torch
+import torch.nn.functional as F
 
 from . import _checks
 from .numerics import BLOCK_K, BLOCK_N, FP8_DTYPE, FP8_MAX, GROUP_EPS, PER_TOKEN_MIN_SCALE
@@ -72,6 +76,61 @@ def per_token_group_fp8_quant(out, input, scale, group_size) -> None:
     scale[:m].copy_(s.squeeze(2))
     scale[m:].fill_(float(torch.tensor(GROUP_EPS, dtype=torch.float32) / FP8_MAX))
     _write(out, y.to(FP8_DTYPE).view(m, k))
+
+
+def rms_norm_in_dtype(input: torch.Tensor, weight: torch.Tensor, epsilon: float,
+                      residual: torch.Tensor | None) -> torch.Tensor:
+    """Upstream's rms_norm / fused_add_rms_norm CUDA kernels: z = input, or
+    residual <- T(input + residual) and z = residual; then
+    T(z * rsqrt(mean(z * z) + eps) * weight) with one rounding to T, in float32."""
+    if residual is not None:
+        residual.copy_(input.float() + residual.float())
+        z = residual.float()
+    else:
+        z = input.float()
+    inv_rms = torch.rsqrt((z * z).mean(dim=1, keepdim=True) + epsilon)
+    return (z * inv_rms * weight.float()).to(input.dtype)
+
+
+def silu_and_mul_in_dtype(input: torch.Tensor) -> torch.Tensor:
+    """Upstream's silu_and_mul: T(T(silu(gate)) * up), which is torch's own
+    F.silu(gate) * up on a T tensor."""
+    n = input.shape[1] // 2
+    return F.silu(input[:, :n]) * input[:, n:]
+
+
+def rms_norm_static_fp8_quant(out, input, weight, scale, epsilon, residual=None) -> None:
+    _checks.check_rms_norm_static_quant(out, input, weight, scale, epsilon, residual)
+    static_scaled_fp8_quant(out, rms_norm_in_dtype(input, weight, epsilon, residual), scale)
+
+
+def rms_norm_dynamic_per_token_fp8_quant(out, input, weight, scale, epsilon, scale_ub,
+                                         residual=None) -> None:
+    _checks.check_rms_norm_per_token_quant(out, input, weight, scale, epsilon, scale_ub, residual)
+    dynamic_per_token_scaled_fp8_quant(out, rms_norm_in_dtype(input, weight, epsilon, residual),
+                                       scale, scale_ub)
+
+
+def rms_norm_per_token_group_fp8_quant(out, input, weight, scale, epsilon, group_size,
+                                       residual=None) -> None:
+    _checks.check_rms_norm_group_quant(out, input, weight, scale, epsilon, group_size, residual)
+    per_token_group_fp8_quant(out, rms_norm_in_dtype(input, weight, epsilon, residual), scale,
+                              group_size)
+
+
+def silu_and_mul_static_fp8_quant(out, input, scale) -> None:
+    _checks.check_silu_and_mul_static_quant(out, input, scale)
+    static_scaled_fp8_quant(out, silu_and_mul_in_dtype(input), scale)
+
+
+def silu_and_mul_dynamic_per_token_fp8_quant(out, input, scale, scale_ub) -> None:
+    _checks.check_silu_and_mul_per_token_quant(out, input, scale, scale_ub)
+    dynamic_per_token_scaled_fp8_quant(out, silu_and_mul_in_dtype(input), scale, scale_ub)
+
+
+def silu_and_mul_per_token_group_fp8_quant(out, input, scale, group_size) -> None:
+    _checks.check_silu_and_mul_group_quant(out, input, scale, group_size)
+    per_token_group_fp8_quant(out, silu_and_mul_in_dtype(input), scale, group_size)
 
 
 def scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:

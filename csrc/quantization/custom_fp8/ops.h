@@ -21,6 +21,27 @@ void dynamic_per_token_scaled_fp8_quant(Tensor& out, const Tensor& input, Tensor
 void per_token_group_fp8_quant(Tensor& out, const Tensor& input, Tensor& scale,
                                int64_t group_size);
 
+// Fused producer + quant (docs/numerics.md, "Fused producers"): `out` as
+// above, the scales as the matching standalone quant op writes them.
+// RMSNorm of `input` [M, K] with `weight` [K]; with `residual` [M, K]:
+// residual += input (rounded to the input dtype), then the norm of residual.
+void rms_norm_static_fp8_quant(Tensor& out, const Tensor& input, const Tensor& weight,
+                               const Tensor& scale, double epsilon,
+                               const std::optional<Tensor>& residual);
+void rms_norm_dynamic_per_token_fp8_quant(Tensor& out, const Tensor& input,
+                                          const Tensor& weight, Tensor& scale, double epsilon,
+                                          const std::optional<Tensor>& scale_ub,
+                                          const std::optional<Tensor>& residual);
+void rms_norm_per_token_group_fp8_quant(Tensor& out, const Tensor& input, const Tensor& weight,
+                                        Tensor& scale, double epsilon, int64_t group_size,
+                                        const std::optional<Tensor>& residual);
+// silu(input[:, :N]) * input[:, N:] of `input` [M, 2N]; `out` [M', N].
+void silu_and_mul_static_fp8_quant(Tensor& out, const Tensor& input, const Tensor& scale);
+void silu_and_mul_dynamic_per_token_fp8_quant(Tensor& out, const Tensor& input, Tensor& scale,
+                                              const std::optional<Tensor>& scale_ub);
+void silu_and_mul_per_token_group_fp8_quant(Tensor& out, const Tensor& input, Tensor& scale,
+                                            int64_t group_size);
+
 // out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias.
 // config: -1 lets the dispatch choose; else a kernel configuration id
 // (scaled_mm_sm90.h), for the tuner and the tests.

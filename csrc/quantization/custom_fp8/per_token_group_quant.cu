@@ -17,22 +17,9 @@
 namespace custom_fp8 {
 namespace {
 
-constexpr int kGroupSize = 128;
-constexpr int kThreadsPerGroup = 16;
 constexpr int kElemsPerThread = kGroupSize / kThreadsPerGroup;
 constexpr int kThreads = 256;
 constexpr int kGroupsPerBlock = kThreads / kThreadsPerGroup;
-constexpr float kEps = 1e-10f;
-
-// Max over the 16 lanes of a group: an aligned half-warp, which is also the
-// shuffle mask (the other half may have left already).
-__device__ __forceinline__ float group_max(float v) {
-  const unsigned mask = threadIdx.x % 32 < 16 ? 0x0000ffffu : 0xffff0000u;
-#pragma unroll
-  for (int offset = kThreadsPerGroup / 2; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(mask, v, offset));
-  return v;
-}
 
 template <typename T, bool kAligned>
 __global__ void per_token_group_quant_kernel(uint8_t* __restrict__ out,
@@ -58,7 +45,7 @@ __global__ void per_token_group_quant_kernel(uint8_t* __restrict__ out,
 #pragma unroll
     for (int i = 0; i < kElemsPerThread; ++i) x[i] = 0.0f;
   }
-  float amax = kEps;
+  float amax = kGroupEps;
 #pragma unroll
   for (int i = 0; i < kElemsPerThread; ++i) amax = fmaxf(amax, fabsf(x[i]));
   const float scale = group_max(amax) / kFp8Max;
@@ -74,18 +61,7 @@ void per_token_group_fp8_quant(Tensor& out, const Tensor& input, Tensor& scale,
                                int64_t group_size) {
   constexpr const char* op = "per_token_group_fp8_quant";
   const QuantShape s = check_quant(op, out, input);
-  CF8_CHECK(group_size == kGroupSize, op, "group_size", "128", group_size);
-  CF8_CHECK(s.k % kGroupSize == 0, op, "input",
-            "of a hidden size divisible by group_size=128", shape_str(input));
-  check_same_device(op, "scale", scale, s.device);
-  check_dtype(op, "scale", scale, ScalarType::Float);
-  const int64_t groups_per_row = s.k / kGroupSize;
-  CF8_CHECK(scale.dim() == 2 && scale.size(0) == s.m_out && scale.size(1) == groups_per_row,
-            op, "scale", "of shape [rows of out, hidden size / 128]", shape_str(scale));
-  const bool row_major = scale.stride(1) == 1 && scale.stride(0) >= groups_per_row;
-  const bool col_major = scale.stride(0) == 1 && scale.stride(1) >= s.m_out;
-  CF8_CHECK(s.m_out <= 1 || groups_per_row <= 1 || row_major || col_major, op, "scale",
-            "row-major or column-major (TMA-aligned) strides", strides_str(scale));
+  const int64_t groups_per_row = check_group_scale(op, input, scale, group_size, s);
   if (s.m_out == 0) return;
 
   const torch::stable::accelerator::DeviceGuard guard(s.device);

@@ -16,8 +16,6 @@ namespace custom_fp8 {
 namespace {
 
 constexpr int kThreads = 256;
-// min_scaling_factor<Float8_e4m3fn>: 1.0f / (448.0f * 512.0f) in float32.
-constexpr float kMinScale = 1.0f / (kFp8Max * 512.0f);
 
 template <typename T, bool kAligned>
 __global__ void per_token_quant_kernel(uint8_t* __restrict__ out, float* __restrict__ scales,
@@ -28,7 +26,7 @@ __global__ void per_token_quant_kernel(uint8_t* __restrict__ out, float* __restr
   uint8_t* out_row = out + row * k;
   if (row >= m) {  // padding row: acts as an all-zero row
     for (int64_t c = threadIdx.x; c < k; c += kThreads) out_row[c] = 0;
-    if (threadIdx.x == 0) scales[row] = kMinScale;
+    if (threadIdx.x == 0) scales[row] = kPerTokenMinScale;
     return;
   }
   const T* in_row = in + row * in_row_stride;
@@ -45,9 +43,7 @@ __global__ void per_token_quant_kernel(uint8_t* __restrict__ out, float* __restr
     for (int64_t c = threadIdx.x; c < k; c += kThreads)
       amax = fmaxf(amax, fabsf(static_cast<float>(in_row[c])));
   }
-  amax = block_max(amax);
-  const float clamped = scale_ub != nullptr ? fminf(amax, *scale_ub) : amax;
-  const float scale = fmaxf(clamped / kFp8Max, kMinScale);
+  const float scale = per_token_scale(block_max(amax), scale_ub);
   if (threadIdx.x == 0) scales[row] = scale;
 
   if (kAligned) {
@@ -70,12 +66,7 @@ void dynamic_per_token_scaled_fp8_quant(Tensor& out, const Tensor& input, Tensor
                                         const std::optional<Tensor>& scale_ub) {
   constexpr const char* op = "dynamic_per_token_scaled_fp8_quant";
   const QuantShape s = check_quant(op, out, input);
-  check_same_device(op, "scale", scale, s.device);
-  check_dtype(op, "scale", scale, ScalarType::Float);
-  check_contiguous(op, "scale", scale);
-  CF8_CHECK(scale.numel() == s.m_out, op, "scale",
-            "a per-token scale with one element per row of 'out'", shape_str(scale));
-  if (scale_ub.has_value()) check_scalar_scale(op, "scale_ub", *scale_ub, s.device);
+  check_per_token_scale(op, scale, scale_ub, s);
   if (s.m_out == 0) return;
 
   const torch::stable::accelerator::DeviceGuard guard(s.device);

@@ -16,6 +16,14 @@ namespace custom_fp8 {
 constexpr float kFp8Max = 448.0f;
 // Elements per thread in the row kernels: one 16-byte FP8 store.
 constexpr int kVecSize = 16;
+// Per-token scales: min_scaling_factor<Float8_e4m3fn>, 1.0f / (448.0f * 512.0f)
+// in float32, as upstream.
+constexpr float kPerTokenMinScale = 1.0f / (kFp8Max * 512.0f);
+// Per-token-group quant: 1 x 128 groups whose absmax starts at eps (upstream's
+// default), reduced by 16 threads of 8 elements each.
+constexpr int kGroupSize = 128;
+constexpr int kThreadsPerGroup = 16;
+constexpr float kGroupEps = 1e-10f;
 
 // float -> e4m3 code. Callers clamp first, so SATFINITE never triggers; the
 // rounding is the hardware's round-to-nearest-even, as in upstream.
@@ -25,6 +33,20 @@ __device__ __forceinline__ uint16_t cvt_fp8x2(float lo, float hi) {
 
 __device__ __forceinline__ uint8_t cvt_fp8(float x) {
   return __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+}
+
+// x rounded to T (nearest even) and back: where upstream's producer kernels
+// (rms_norm, silu_and_mul) store T, the fused kernels round the same way.
+template <typename T>
+__device__ __forceinline__ float round_through(float x) {
+  return static_cast<float>(static_cast<T>(x));
+}
+
+// Upstream's per-token scale of a row with absmax `amax`, clamped above by
+// *scale_ub where given (fminf: a NaN bound leaves amax as it is).
+__device__ __forceinline__ float per_token_scale(float amax, const float* scale_ub) {
+  const float clamped = scale_ub != nullptr ? fminf(amax, *scale_ub) : amax;
+  return fmaxf(clamped / kFp8Max, kPerTokenMinScale);
 }
 
 // Upstream's per-tensor and per-token clamp: fmaxf(-448, fminf(x, 448)).
@@ -68,27 +90,49 @@ __device__ __forceinline__ void store_codes(uint8_t* __restrict__ p, const float
   }
 }
 
-__device__ __forceinline__ float warp_max(float v) {
+// Max over the 16 lanes of a group: an aligned half-warp, which is also the
+// shuffle mask (the other half may have left already).
+__device__ __forceinline__ float group_max(float v) {
+  const unsigned mask = threadIdx.x % 32 < 16 ? 0x0000ffffu : 0xffff0000u;
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, offset));
+  for (int offset = kThreadsPerGroup / 2; offset > 0; offset >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(mask, v, offset));
   return v;
 }
 
-// Max over the block (blockDim.x a multiple of 32, at most 1024); every
-// thread gets the result. Inputs are never NaN (the callers start from 0 or
-// eps and fold |x| in with fmaxf, which ignores NaN, as upstream does).
-__device__ __forceinline__ float block_max(float v) {
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1)
+    v = op(v, __shfl_xor_sync(0xffffffff, v, offset));
+  return v;
+}
+
+// op over the block (blockDim.x a multiple of 32, at most 1024) in a fixed
+// butterfly-then-warp order, so results are the same run to run; every
+// thread gets the result. `identity` fills the lanes past the last warp.
+template <typename Op>
+__device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
   __shared__ float warp_results[32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = warp_max(v);
+  v = warp_reduce(v, op);
   if (lane == 0) warp_results[warp] = v;
   __syncthreads();
   const int num_warps = blockDim.x / 32;
-  v = lane < num_warps ? warp_results[lane] : 0.0f;
-  v = warp_max(v);
+  v = lane < num_warps ? warp_results[lane] : identity;
+  v = warp_reduce(v, op);
   __syncthreads();  // warp_results may be reused by a following call
   return v;
+}
+
+// Max over the block. Inputs are never NaN (the callers start from 0 or eps
+// and fold |x| in with fmaxf, which ignores NaN, as upstream does).
+__device__ __forceinline__ float block_max(float v) {
+  return block_reduce(v, [](float a, float b) { return fmaxf(a, b); }, 0.0f);
+}
+
+__device__ __forceinline__ float block_sum(float v) {
+  return block_reduce(v, [](float a, float b) { return a + b; }, 0.0f);
 }
 
 // Non-negative floats order like their bit patterns.

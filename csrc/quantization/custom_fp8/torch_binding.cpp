@@ -13,6 +13,17 @@ STABLE_TORCH_LIBRARY_IMPL(_custom_fp8, CUDA, m) {
   m.impl("dynamic_per_token_scaled_fp8_quant",
          TORCH_BOX(&custom_fp8::dynamic_per_token_scaled_fp8_quant));
   m.impl("per_token_group_fp8_quant", TORCH_BOX(&custom_fp8::per_token_group_fp8_quant));
+  m.impl("rms_norm_static_fp8_quant", TORCH_BOX(&custom_fp8::rms_norm_static_fp8_quant));
+  m.impl("rms_norm_dynamic_per_token_fp8_quant",
+         TORCH_BOX(&custom_fp8::rms_norm_dynamic_per_token_fp8_quant));
+  m.impl("rms_norm_per_token_group_fp8_quant",
+         TORCH_BOX(&custom_fp8::rms_norm_per_token_group_fp8_quant));
+  m.impl("silu_and_mul_static_fp8_quant",
+         TORCH_BOX(&custom_fp8::silu_and_mul_static_fp8_quant));
+  m.impl("silu_and_mul_dynamic_per_token_fp8_quant",
+         TORCH_BOX(&custom_fp8::silu_and_mul_dynamic_per_token_fp8_quant));
+  m.impl("silu_and_mul_per_token_group_fp8_quant",
+         TORCH_BOX(&custom_fp8::silu_and_mul_per_token_group_fp8_quant));
   m.impl("scaled_mm", TORCH_BOX(&custom_fp8::scaled_mm));
   m.impl("block_scaled_mm", TORCH_BOX(&custom_fp8::block_scaled_mm));
 }

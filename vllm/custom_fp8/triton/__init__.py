@@ -5,6 +5,14 @@ signatures and semantics as cpu.py. Importing this package raises
 ImportError when triton is not installed."""
 
 from .block_scaled_mm import block_scaled_mm
+from .fused_quant import (
+    rms_norm_dynamic_per_token_fp8_quant,
+    rms_norm_per_token_group_fp8_quant,
+    rms_norm_static_fp8_quant,
+    silu_and_mul_dynamic_per_token_fp8_quant,
+    silu_and_mul_per_token_group_fp8_quant,
+    silu_and_mul_static_fp8_quant,
+)
 from .quant import (
     dynamic_per_token_scaled_fp8_quant,
     dynamic_scaled_fp8_quant,
@@ -18,6 +26,12 @@ __all__ = [
     "dynamic_per_token_scaled_fp8_quant",
     "dynamic_scaled_fp8_quant",
     "per_token_group_fp8_quant",
+    "rms_norm_dynamic_per_token_fp8_quant",
+    "rms_norm_per_token_group_fp8_quant",
+    "rms_norm_static_fp8_quant",
     "scaled_mm",
+    "silu_and_mul_dynamic_per_token_fp8_quant",
+    "silu_and_mul_per_token_group_fp8_quant",
+    "silu_and_mul_static_fp8_quant",
     "static_scaled_fp8_quant",
 ]

@@ -89,6 +89,22 @@ def _nan_ignoring_abs(x):
 
 
 @triton.jit
+def _per_token_scale(row_amax, scale_ub_ptr, HAS_SCALE_UB: tl.constexpr):
+    """max(fminf(amax, ub) / 448, 1 / (448 * 512)); fminf: a NaN bound leaves
+    the amax as it is."""
+    if HAS_SCALE_UB:
+        scale_ub = tl.load(scale_ub_ptr)
+        row_amax = tl.where(scale_ub != scale_ub, row_amax, tl.minimum(row_amax, scale_ub))
+    return tl.maximum(tl.math.div_rn(row_amax, _FP8_MAX), _PER_TOKEN_MIN_SCALE)
+
+
+@triton.jit
+def _group_scales(x):
+    """The scale of each row of x [groups, 128]: max(eps, absmax) / 448."""
+    return tl.math.div_rn(tl.maximum(tl.max(_nan_ignoring_abs(x), 1), _GROUP_EPS), _FP8_MAX)
+
+
+@triton.jit
 def _absmax_kernel(scale_ptr, in_ptr, M, K, in_row_stride,
                    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """scale = max(scale, absmax(rows) / 448) over this program's rows; scale starts at 0."""
@@ -139,12 +155,7 @@ def _per_token_quant_kernel(out_ptr, scale_ptr, in_ptr, scale_ub_ptr, M, K, in_r
         cols = k + tl.arange(0, BLOCK_K)
         x = tl.load(in_row + cols, mask=(cols < K) & is_input_row, other=0.0).to(tl.float32)
         amax = tl.maximum(amax, _nan_ignoring_abs(x))
-    row_amax = tl.max(amax, 0)
-    if HAS_SCALE_UB:
-        scale_ub = tl.load(scale_ub_ptr)
-        # fminf: a NaN bound leaves the amax as it is.
-        row_amax = tl.where(scale_ub != scale_ub, row_amax, tl.minimum(row_amax, scale_ub))
-    scale = tl.maximum(tl.math.div_rn(row_amax, _FP8_MAX), _PER_TOKEN_MIN_SCALE)
+    scale = _per_token_scale(tl.max(amax, 0), scale_ub_ptr, HAS_SCALE_UB)
     tl.store(scale_ptr + row, scale)
 
     for k in range(0, K, BLOCK_K):
@@ -167,8 +178,7 @@ def _per_token_group_quant_kernel(out_ptr, scale_ptr, in_ptr, M, K, in_row_strid
     in_row_group = cols < K
     x = tl.load(in_ptr + row * in_row_stride + cols, mask=in_row_group & (row < M),
                 other=0.0).to(tl.float32)
-    amax = tl.maximum(tl.max(_nan_ignoring_abs(x), 1), _GROUP_EPS)
-    scale = tl.math.div_rn(amax, _FP8_MAX)
+    scale = _group_scales(x)
     tl.store(scale_ptr + row * scale_row_stride + groups * scale_group_stride, scale,
              mask=groups * GROUP_SIZE < K)
     q = _clamp_nan_to_min(tl.math.div_rn(x, scale[:, None]))
