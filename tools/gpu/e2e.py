@@ -205,7 +205,9 @@ def compare(ref: dict, got: dict) -> dict:
                 top1_agreement=agree / max(positions, 1), positions=positions, missing=missing)
 
 
-BAND_FACTOR = 1.5   # the fork may differ from upstream by up to 1.5x the control pair's difference
+# The fork may differ from upstream by up to 1.5x the control pair's difference
+# (mean |dlogprob|, and top-5 tokens missing from the top-20).
+BAND_FACTOR = 1.5
 
 
 def cmd_fidelity_report(args) -> int:
@@ -233,7 +235,10 @@ def cmd_fidelity_report(args) -> int:
         c, f = row.get("control", {}), row.get("fork", {})
         if "mean_abs_dlogp" in c and "mean_abs_dlogp" in f:
             band = BAND_FACTOR * c["mean_abs_dlogp"]
-            row["verdict"] = ("pass" if f["mean_abs_dlogp"] <= band and f["missing"] == 0
+            # upstream top-5 tokens outside the other's top-20 occur where the tail is
+            # flat; the control pair has them too
+            missing_band = max(BAND_FACTOR * c["missing"], 5)
+            row["verdict"] = ("pass" if f["mean_abs_dlogp"] <= band and f["missing"] <= missing_band
                               and row["fork_act_keys"] == row["upstream_act_keys"] else "FAIL")
             row["band"] = band
         else:

@@ -107,7 +107,7 @@ def sweep_block_scaled_mm(shapes):
     for m, n, k in shapes:
         a, b = fp8(m, k, 3), fp8(n, k, 4).t()
         sa = (torch.rand(k // 128, m, device=DEV) * 1e-2 + 1e-3).t()        # column-major
-        sb = torch.rand(k // 128, n // 128, device=DEV) * 1e-2 + 1e-3
+        sb = (torch.rand(n // 128, k // 128, device=DEV) * 1e-2 + 1e-3).t()  # weight_scale_inv.t()
         out = cf8.block_scaled_mm(a, b, sa, sb, torch.bfloat16)
         ref = ((a.double().view(m, k // 128, 128) * sa.double()[:, :, None]).view(m, k)
                @ (b.double().view(k // 128, 128, n // 128, 128)
