@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Acceptance check of the fused producer + FP8 quant ops against float64.
 
-The producers round where upstream's CUDA kernels do (docs/numerics.md,
+The producers round where vLLM's native ops do (docs/numerics.md,
 "Fused producers"; T is the input dtype):
-    RMSNorm       z = x, or T(x + residual) (written back to residual)
+    RMSNorm       z = x, or x + residual in float32 (T(z) written back to residual)
                   r = 1 / sqrt(mean(z * z) + eps)              float32
-                  y = T(z * r * w)                             one rounding to T
+                  y = T(T(z * r) * w)                          two roundings to T
     SiLU-and-mul  y = T(T(silu(gate)) * up), silu = gate / (1 + exp(-gate))
 and y is quantized by the rules of the standalone ops (tests/reference.py).
 Every step but two is exact IEEE arithmetic whose result no implementation
@@ -133,12 +133,11 @@ def _check_padding(mode: str, codes: np.ndarray, scales, m: int) -> None:
 
 
 def rms_norm_input(x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
-    """z: x, or T(x + residual). The float32 sum rounded to T is the correctly
-    rounded sum (two T values never sum to within float32's error of a T
-    midpoint), so every backend gets these exact bits."""
+    """z (float32): x, or x + residual. The float32 sum of two T values is one
+    IEEE addition, so every backend gets these exact bits."""
     if residual is None:
-        return x.cpu()
-    return (x.cpu().float() + residual.cpu().float()).to(x.dtype)
+        return x.cpu().float()
+    return x.cpu().float() + residual.cpu().float()
 
 
 def _ulp_offsets(n: int):
@@ -153,10 +152,11 @@ def check_rms_norm_quant(mode: str, x, weight, epsilon: float, out, scale,
     """Asserts that out (M' rows) and scale are rms_norm -> quant of x for a
     float32 r within R_ULPS of float64's on every row, and that residual_out
     is T(x + residual_in). Returns {r offset in ulps: rows}."""
+    dtype = x.dtype
     m = x.shape[0]
     z = rms_norm_input(x, residual_in)
     if residual_in is not None:
-        np.testing.assert_array_equal(bits(residual_out), bits(z), err_msg="residual")
+        np.testing.assert_array_equal(bits(residual_out), bits(z.to(dtype)), err_msg="residual")
     codes, scales = _outputs(mode, out, scale)
     _check_padding(mode, codes, scales, m)
 
@@ -172,7 +172,7 @@ def check_rms_norm_quant(mode: str, x, weight, epsilon: float, out, scale,
             break
         idx = torch.from_numpy(pending)
         r = (r_bits[idx] + offset).view(torch.float32)
-        y = (z[idx].float() * r * w).to(x.dtype)
+        y = ((z[idx] * r).to(dtype).float() * w).to(dtype)
         want_codes, want_scales = expected_quant(mode, y)
         ok = (codes[pending] == want_codes).all(axis=1)
         if want_scales is not None:

@@ -291,27 +291,25 @@ def _rms_norm_not_rounded(x, weight, eps, residual):
     return z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps) * weight.float()
 
 
-def _rms_norm_unrounded_sum(x, weight, eps, residual):
-    """vLLM's native fused_add_rms_norm: the norm of the float32 sum, not of T(sum)."""
-    z = x.float() + residual.float()
-    residual.copy_(z)
-    y = z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps)
-    return (y * weight.float()).to(x.dtype)
+def _rms_norm_rounded_sum(x, weight, eps, residual):
+    """vLLM's CUDA fused_add_rms_norm kernel: the norm of T(sum), not of the
+    float32 sum."""
+    residual.copy_(x.float() + residual.float())
+    return cpu_impl.rms_norm_in_dtype(residual, weight, eps, None)
 
 
-def _rms_norm_twice_rounded(x, weight, eps, residual):
-    """vLLM's native rms_norm: T(T(z * r) * w), a second rounding."""
+def _rms_norm_once_rounded(x, weight, eps, residual):
+    """vLLM's CUDA rms_norm kernel: T(z * r * w), one rounding."""
     z = x.float()
-    y = (z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps)).to(x.dtype)
-    return (y.float() * weight.float()).to(x.dtype)
+    return (z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps) * weight.float()).to(x.dtype)
 
 
 @pytest.mark.parametrize("mutant", [_rms_norm_without_weight, _rms_norm_not_rounded,
-                                    _rms_norm_unrounded_sum, _rms_norm_twice_rounded])
+                                    _rms_norm_rounded_sum, _rms_norm_once_rounded])
 @pytest.mark.parametrize("mode", ["static", "per_token", "group"])
 def test_rms_norm_mutants_fail(mutant, mode):
     x, weight, residual = fc.rms_norm_operands(16, 1024, torch.bfloat16, "cpu", seed=15)
-    with_residual = mutant is _rms_norm_unrounded_sum
+    with_residual = mutant is _rms_norm_rounded_sum
     residual_in = residual.clone()
     y = mutant(x, weight, EPS, residual if with_residual else None)
     out, scale = run_unfused(mode, y)

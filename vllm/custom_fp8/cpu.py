@@ -8,8 +8,8 @@ NaN-ignoring fminf/fmaxf clamps (torch.fmin/fmax), round-to-nearest-even
 conversion. GEMMs accumulate in float32 and apply the scales in the
 epilogue order of the CUDA kernel: scale_a * (scale_b * acc) + bias.
 The fused producer + quant ops run the producer with the rounding points of
-upstream's CUDA kernels (docs/numerics.md, "Fused producers"), then the quant
-op above on its result: the unfused sequence, by construction.
+vLLM's native RMSNorm and SiLU-and-mul (docs/numerics.md, "Fused producers"),
+then the quant op above on its result: the unfused sequence, by construction.
 """
 
 import torch
@@ -80,16 +80,15 @@ def per_token_group_fp8_quant(out, input, scale, group_size) -> None:
 
 def rms_norm_in_dtype(input: torch.Tensor, weight: torch.Tensor, epsilon: float,
                       residual: torch.Tensor | None) -> torch.Tensor:
-    """Upstream's rms_norm / fused_add_rms_norm CUDA kernels: z = input, or
-    residual <- T(input + residual) and z = residual; then
-    T(z * rsqrt(mean(z * z) + eps) * weight) with one rounding to T, in float32."""
+    """vLLM's native rms_norm / fused_add_rms_norm IR ops: z = input, or
+    z = input + residual in float32 with residual <- T(z); then
+    T(T(z * rsqrt(mean(z * z) + eps)) * weight)."""
+    z = input.float()
     if residual is not None:
-        residual.copy_(input.float() + residual.float())
-        z = residual.float()
-    else:
-        z = input.float()
+        z = z + residual.float()
+        residual.copy_(z)
     inv_rms = torch.rsqrt((z * z).mean(dim=1, keepdim=True) + epsilon)
-    return (z * inv_rms * weight.float()).to(input.dtype)
+    return (z * inv_rms).to(input.dtype) * weight
 
 
 def silu_and_mul_in_dtype(input: torch.Tensor) -> torch.Tensor:

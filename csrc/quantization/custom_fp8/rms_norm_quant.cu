@@ -1,10 +1,11 @@
 // RMSNorm, optionally fused with the residual add, followed by FP8 quant in
 // one kernel: the activation of qkv_proj and gate_up_proj straight from the
-// hidden states. The producer's rounding points are those of upstream vLLM
-// 0.25.1's CUDA kernels (layernorm_kernels.cu, layernorm_quant_kernels.cu):
-//   z        = input, or T(input + residual), written back to residual
+// hidden states. The producer's rounding points are those of vLLM's native
+// IR ops (vllm/ir/ops/layernorm.py), the RMSNorm vLLM 0.25.1 runs in
+// compiled mode, where the fusion pass puts this kernel:
+//   z        = input, or input + residual (float32; T(z) written back to residual)
 //   inv_rms  = rsqrtf(sum(z * z) / K + epsilon)                  (float32)
-//   y        = T(z * inv_rms * weight)                           (one rounding to T)
+//   y        = T(T(z * inv_rms) * weight)                        (two roundings to T)
 // and y is quantized exactly as the standalone quant ops would quantize it
 // (fused_quant.cuh). Only the order of the float32 sum may differ from
 // another implementation; the reduction order here is fixed, so results are
@@ -21,7 +22,7 @@
 namespace custom_fp8 {
 namespace {
 
-// Stores the (already T-exact) floats z as T at columns [col, col + 8) below k.
+// Stores the floats z as T (round to nearest even) at columns [col, col + 8) below k.
 template <typename T, bool kAligned>
 __device__ __forceinline__ void store_values(T* __restrict__ row, int64_t col, int64_t k,
                                              const float (&z)[kChunk]) {
@@ -55,7 +56,7 @@ __global__ void __launch_bounds__(1024) rms_norm_quant_kernel(
       float r[kChunk];
       load_chunk<T, kAligned>(res_row, c, k, r);
 #pragma unroll
-      for (int i = 0; i < kChunk; ++i) z[i] = round_through<T>(z[i] + r[i]);
+      for (int i = 0; i < kChunk; ++i) z[i] += r[i];
     }
   };
 
@@ -76,7 +77,8 @@ __global__ void __launch_bounds__(1024) rms_norm_quant_kernel(
         load_chunk<T, kAligned>(weight, c, k, w);
         if (kResidual && final_pass) store_values<T, kAligned>(res_row, c, k, z);
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i) y[i] = round_through<T>(z[i] * inv_rms * w[i]);
+        for (int i = 0; i < kChunk; ++i)
+          y[i] = round_through<T>(round_through<T>(z[i] * inv_rms) * w[i]);
       });
 }
 

@@ -5,7 +5,7 @@ per-token-group (1 x 128) modes.
 
 Same numerics as the CUDA kernels (csrc/quantization/custom_fp8/
 rms_norm_quant.cu, silu_and_mul_quant.cu) and cpu.py: the producer rounds to
-the input dtype where upstream's CUDA kernels store it, then the row is
+the input dtype where vLLM's native ops round, then the row is
 quantized with quant.py's rules. What that takes in Triton, beyond quant.py's
 notes:
   * the float32 -> bf16 rounding is done by hand under the interpreter, whose
@@ -108,24 +108,24 @@ def _row_scale(given_ptr, row_amax, MODE: tl.constexpr, HAS_SCALE_UB: tl.constex
 @triton.jit
 def _rms_norm_input(in_row, res_row, cols, mask, HAS_RESIDUAL: tl.constexpr,
                     WRITE_RESIDUAL: tl.constexpr):
-    """z, the row RMSNorm normalizes: input, or T(input + residual), stored to
-    residual where WRITE_RESIDUAL."""
+    """z, the row RMSNorm normalizes: input, or input + residual in float32,
+    with T(z) stored to residual where WRITE_RESIDUAL."""
     x = tl.load(in_row + cols, mask=mask, other=0.0)
     z = x.to(tl.float32)
     if HAS_RESIDUAL:
-        z = _round_to(z + tl.load(res_row + cols, mask=mask, other=0.0).to(tl.float32), x.dtype)
+        z = z + tl.load(res_row + cols, mask=mask, other=0.0).to(tl.float32)
         if WRITE_RESIDUAL:
-            tl.store(res_row + cols, z.to(x.dtype), mask=mask)
+            tl.store(res_row + cols, _round_to(z, x.dtype).to(x.dtype), mask=mask)
     return z
 
 
 @triton.jit
 def _rms_norm_output(in_row, res_row, weight_ptr, cols, mask, inv_rms,
                      HAS_RESIDUAL: tl.constexpr, WRITE_RESIDUAL: tl.constexpr):
-    """T(z * inv_rms * weight) as float32: one rounding to the input dtype T."""
+    """T(T(z * inv_rms) * weight) as float32: vLLM's native rounding."""
     z = _rms_norm_input(in_row, res_row, cols, mask, HAS_RESIDUAL, WRITE_RESIDUAL)
     w = tl.load(weight_ptr + cols, mask=mask, other=0.0)
-    return _round_to(z * inv_rms * w.to(tl.float32), w.dtype)
+    return _round_to(_round_to(z * inv_rms, w.dtype) * w.to(tl.float32), w.dtype)
 
 
 @triton.jit

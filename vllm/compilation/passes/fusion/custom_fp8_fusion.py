@@ -15,16 +15,14 @@ kernel. Per-token is the activation scheme upstream (and the fork) use for
 dynamic FP8 on the H100; static and per-token-group inputs keep their
 separate quant for now.
 
-Numerics, and why the pass is opt-in (VLLM_CUSTOM_FP8_FUSION=1) for now:
-the fused RMSNorm producer rounds where vLLM's CUDA kernels round (once,
-docs/numerics.md "Fused producers"), while vLLM 0.25.1 runs RMSNorm through
-its native IR implementation (rms_norm=['native']), which rounds twice; a
-bf16 ulp on a row's amax moves its scale, so ~4% of the codes differ from the
-unfused path (measured in tests/engine/test_fusion_pass.py's setting). The
-SiLU-and-mul producer matches the unfused path exactly. The pass becomes the
-default once the RMSNorm producer rounds the native way. Registered by the
-patch series in vllm/compilation/passes/pass_manager.py, where the fork's
-kernels serve the platform.
+Numerics: the fused producers round where vLLM's native RMSNorm and
+SiLU-and-mul round (docs/numerics.md, "Fused producers"), the ops this pass
+replaces, so the codes, scales and residual are the unfused path's, bit for
+bit (on the CPU: tests/engine/test_fusion_pass.py).
+
+Opt-in (VLLM_CUSTOM_FP8_FUSION=1) until it has run in the engine on the
+H100; registered by the patch series in vllm/compilation/passes/
+pass_manager.py, where the fork's kernels serve the platform.
 """
 
 import os
