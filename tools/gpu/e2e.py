@@ -306,13 +306,19 @@ def cmd_profile(args) -> int:
         other_fp8 = {k: v for k, v in decode.items() if OUR_KERNEL_TAG not in k and (
             "cutlass" in k or ("vllm" in k and "quant" in k))}
         gemms = sum(v for k, v in ours.items() if "GemmUniversal" in k)
-        quants = sum(v for k, v in ours.items() if "quant" in k)
+        quants = sum(v for k, v in ours.items() if "quant" in k)   # standalone or fused
+        fused = sum(v for k, v in ours.items() if "rms_norm_quant" in k or "silu_and_mul_quant" in k)
         results[model] = dict(
             kind=args.kind, init_s=round(init_s, 1), layers=spec.layers,
             expected_per_step=4 * spec.layers, our_gemm_launches=gemms, our_quant_launches=quants,
+            fused_producer_launches=fused, standalone_quant_launches=quants - fused,
+            fusion=os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") == "1",
             other_fp8_kernels=other_fp8, our_kernels=ours,
             decode_step_kernels=dict(decode.most_common()),
-            ok=gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8)
+            # with the fusion pass only o_proj's input (attention output) keeps a standalone quant
+            ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8 and (
+                os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") != "1"
+                or quants - fused == spec.layers)))
         print("E2E profile", model, json.dumps({k: v for k, v in results[model].items()
                                                 if k != "decode_step_kernels"})[:3000], flush=True)
         del llm

@@ -16,8 +16,9 @@
 #   serve       fork `vllm serve` (CUDA graphs) on the 2-layer Llama FP8
 #               checkpoint: one completions check, then 1000 requests / 64 in flight
 #   throughput  Llama-3-8B shape, dummy weights, 32 layers: bf16 and FP8 on
-#               upstream, FP8 on the fork (tools/gpu-e2e/run_e2e.py, one
-#               process each), decode 128/512 and prefill 2048/64 at batch 1..256
+#               upstream, FP8 on the fork without and with its fusion pass
+#               (tools/gpu-e2e/run_e2e.py, one process each; E2E_RUNS picks),
+#               decode 128/512 and prefill 2048/64 at batch 1..256
 #   main        the README's main job (tools/run_fork.py) on the fork site
 # Results (JSON, logs) land in $OUT; at most 8 files come back, so each
 # stage writes one JSON and its log lines go to stdout.
@@ -69,7 +70,9 @@ for stage in "$@"; do
       fi ;;
     profile)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
-      in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) python3 tools/gpu/e2e.py profile --root $CKPT \
+      # E2E_FUSION=1: with the fork's fusion pass (VLLM_CUSTOM_FP8_FUSION)
+      VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-0} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
+          python3 tools/gpu/e2e.py profile --root $CKPT \
           --out "$OUT/profile.json" > /tmp/profile.log 2>&1
       echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log ;;
     serve)
@@ -88,10 +91,12 @@ for stage in "$@"; do
     throughput)
       MODEL=/tmp/llama3-8b-dummy   # written by tools/gpu-e2e/device.sh
       CONFIGS=${E2E_CONFIGS:-decode:128:512:1,decode:128:512:8,decode:128:512:64,decode:128:512:256,prefill:2048:64:1,prefill:2048:64:8,prefill:2048:64:64,prefill:2048:64:256}
-      for run in upstream:bf16 upstream:fp8 fork:fp8; do
-        site=${run%%:*} mode=${run##*:}; [ $site = fork ] && S=$FORK || S=$UPSTREAM
+      # fork_fused: the fork with its compiled-mode fusion pass (VLLM_CUSTOM_FP8_FUSION=1)
+      for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
+        site=${run%%:*} mode=${run##*:}; [ $site = upstream ] && S=$UPSTREAM || S=$FORK
+        [ $site = fork_fused ] && FUSION=1 || FUSION=0
         L=$(left); [ $L -lt 120 ] && { echo "skip $run: $L s left"; continue; }
-        in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
+        VLLM_CUSTOM_FP8_FUSION=$FUSION in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
             --model-dir $MODEL --configs $CONFIGS --out /tmp/tp_${site}_$mode.json \
             > /tmp/tp_${site}_$mode.log 2>&1
         echo "$run rc=$?"
