@@ -143,21 +143,23 @@ def ceilings() -> dict:
 
 # ----------------------------------------------------------------- methods
 
-def native_quant(per_token: bool):
+def native_quant_math(x, per_token: bool):
     """Upstream's QuantFP8.forward_native math (what vLLM's default compile
     mode hands to Inductor): amax, scale clamp, multiply by the reciprocal."""
-    def quant(x):
-        amax = x.abs().amax(dim=-1, keepdim=True) if per_token else x.abs().amax().reshape(1, 1)
-        scale = (amax.float() / 448.0).clamp(min=1.0 / (448.0 * 512.0))
-        return (x.float() * scale.reciprocal()).clamp(-448.0, 448.0).to(FP8), scale
-    return torch.compile(quant, dynamic=True)
+    amax = x.abs().amax(dim=-1, keepdim=True) if per_token else x.abs().amax().reshape(1, 1)
+    scale = (amax.float() / 448.0).clamp(min=1.0 / (448.0 * 512.0))
+    return (x.float() * scale.reciprocal()).clamp(-448.0, 448.0).to(FP8), scale
+
+
+def native_quant(per_token: bool):
+    return torch.compile(lambda x: native_quant_math(x, per_token), dynamic=True)
 
 
 class Operands:
     """Copies of one shape's operands, enough to span SPAN_BYTES."""
 
     def __init__(self, shape: Shape, m: int, weights: dict):
-        self.w = weights
+        self.shape, self.w, self.producer = shape, weights, None
         x_bytes = 2 * m * shape.k
         self.n_copies = max(1, min(weights["copies"], math.ceil(
             SPAN_BYTES / (x_bytes + shape.n * shape.k + 2 * m * shape.n))))
@@ -278,8 +280,73 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
     return methods
 
 
-class Upstream:
-    """Upstream vLLM 0.25.1's CUDA ops from its released _C library."""
+# The producer of each projection's input in a decoder layer, which issue 8's
+# fused kernels merge with the quant (o_proj's input, the attention output, has none).
+PRODUCERS = {"qkv_proj": "norm", "gate_up_proj": "norm", "down_proj": "silu"}
+RMS_EPS = 1e-5
+
+
+def rms_norm_native(x, weight):
+    """vLLM's native rms_norm IR op (vllm/ir/ops/layernorm.py), what compiled mode runs."""
+    z = x.float()
+    return (z * torch.rsqrt(z.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS)).to(x.dtype) * weight
+
+
+def silu_and_mul_native(x):
+    d = x.shape[-1] // 2
+    return torch.nn.functional.silu(x[..., :d]) * x[..., d:]
+
+
+def producer_inputs(ops: Operands, producer: str) -> list:
+    """The producer's inputs per operand copy: the hidden states (norm), or
+    [gate | up] whose SiLU-and-mul has the activation's scale (silu)."""
+    if producer == "norm":
+        return ops.x
+    return [torch.cat([torch.randn_like(x) * 2, x], dim=1) for x in ops.x]
+
+
+def fused_methods(ops: Operands, up: "Upstream | None") -> dict:
+    """Producer + quant + GEMM (issue 8): our fused producer feeding our GEMM
+    (fused_ours_*), against the Inductor-compiled native producer + our quant
+    + GEMM (unfused_ours_*: the fork without its fusion pass) and, with
+    upstream's _C, upstream's compiled mode (compiled_vllm_*: Inductor fuses
+    the native producer and quant into one kernel) + CUTLASS."""
+    producer = PRODUCERS.get(ops.shape.proj)
+    if producer is None:
+        return {}
+    w, inputs = ops.w, producer_inputs(ops, producer)
+    norm_w = (1 + 0.1 * torch.randn(ops.shape.k, device="cuda")).to(torch.bfloat16)
+    token = ActivationScheme.DYNAMIC_TOKEN
+
+    def wt(i):
+        return w["token"][i % w["copies"]].t()
+
+    if producer == "norm":
+        fused = lambda i: cf8.rms_norm_fp8_quant(inputs[i], norm_w, RMS_EPS)  # noqa: E731
+        native = torch.compile(lambda x: rms_norm_native(x, norm_w), dynamic=True)
+    else:
+        fused = lambda i: cf8.silu_and_mul_fp8_quant(inputs[i])  # noqa: E731
+        native = torch.compile(silu_and_mul_native, dynamic=True)
+    methods = {
+        f"fused_ours_{producer}": lambda i: fused_layer(fused(i), wt(i), w["ch_scale"], w["bias"]),
+        f"unfused_ours_{producer}": lambda i: fp8_linear(native(inputs[i]), wt(i), w["ch_scale"],
+                                                         token, bias=w["bias"]),
+    }
+    if up is not None:
+        # one compiled graph, as in vLLM's compiled mode: Inductor fuses producer and quant
+        if producer == "norm":
+            produce_quant = torch.compile(
+                lambda x: native_quant_math(rms_norm_native(x, norm_w), True), dynamic=True)
+        else:
+            produce_quant = torch.compile(
+                lambda x: native_quant_math(silu_and_mul_native(x), True), dynamic=True)
+        methods[f"compiled_vllm_{producer}"] = lambda i: up.layer(
+            produce_quant, inputs[i], wt(i), w["ch_scale"], w["bias"])
+    ops.producer = (producer, norm_w, inputs)
+    return methods
+
+
+
 
     def __init__(self, path: str):
         torch.ops.load_library(path)
@@ -306,6 +373,11 @@ class Upstream:
     def layer(self, quant, x, b, sb, bias):
         q, s = quant(x)
         return self.scaled_mm(q, b, s, sb, bias)
+
+
+def fused_layer(quantized, b, sb, bias):
+    q, s = quantized
+    return cf8.scaled_mm(q, b, s, sb, torch.bfloat16, bias)
 
 
 def cublas_tensor(x, b, sb, bias):
@@ -345,7 +417,8 @@ PRESETS = {
                  m=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]),
     "quick": dict(models=["llama-3-8b", "qwen2.5-7b"], tp=[1], m=[1, 16, 64, 256, 1024, 4096]),
 }
-GROUPS = {"layer": layer_methods, "block": block_methods, "component": component_methods}
+GROUPS = {"layer": layer_methods, "block": block_methods, "component": component_methods,
+          "fused": fused_methods}
 # Validation: relative-error metric against float64 of the same weights.
 # Layers quantize the activation to FP8 (3 mantissa bits: metric ~1e-3);
 # a GEMM alone sees the same codes as its reference (tests/gemm_check.py).
@@ -371,6 +444,15 @@ def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
         q, s = cf8.scaled_fp8_quant(ops.x[0], use_per_token_if_dynamic=True)
         ref = (q.double() * s.double()) @ dequantized_weight(w, "token").t()
         tol = TOLERANCE["gemm"]
+    elif ops.producer is not None and name.endswith(("_norm", "_silu")):
+        producer, norm_w, inputs = ops.producer
+        x = inputs[0].double()
+        act = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * norm_w.double()
+               if producer == "norm" else silu_and_mul_native(x))
+        ref = act @ dequantized_weight(w, "token").t()
+        if w["bias"] is not None:
+            ref += w["bias"].double()
+        tol = TOLERANCE["layer"]
     else:
         ref = ops.x[0].double() @ dequantized_weight(w, name).t()
         if w["bias"] is not None and "block" not in name:
@@ -386,6 +468,8 @@ def row_metrics(name: str, shape: Shape, m: int, t: float, ceil: dict) -> dict:
         nbytes, flops = 3 * m * k + 4 * m, 0
     elif name.startswith("gemm_"):
         nbytes, flops = m * k + n * k + 2 * m * n, 2 * m * n * k
+    elif name.endswith("_silu"):  # the producer reads [gate | up] in bf16
+        nbytes, flops = 4 * m * k + n * k + 2 * m * n, 2 * m * n * k
     else:  # a whole layer reads the bf16 activation
         nbytes, flops = 2 * m * k + n * k * (2 if name == "bf16" else 1) + 2 * m * n, 2 * m * n * k
     floor = max(nbytes / ceil["copy_bw_Bps"], flops / ceil["fp8_peak_flops"])

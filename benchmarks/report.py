@@ -131,6 +131,29 @@ def component_table(table: dict) -> list[str]:
     return lines + [""]
 
 
+def fused_table(table: dict) -> list[str]:
+    """Producer + quant + GEMM (bench group "fused"): our fused producer against
+    the unfused fork and upstream's compiled mode."""
+    head = ["model", "layer", "tp", "M", "producer", "fused ours µs", "unfused ours µs",
+            "÷ unfused", "upstream compiled µs", "÷ upstream", "% of floor"]
+    lines = ["## Producer + quant + GEMM: the fused producers (issue 8)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, proj, tp, m), rows in sorted(table.items()):
+        for producer in ("norm", "silu"):
+            fused = rows.get(f"fused_ours_{producer}")
+            if fused is None:
+                continue
+            t = lambda k: rows[k]["t_graph_us"] if k in rows else None  # noqa: E731
+            f_o, u_o = fused["t_graph_us"], t(f"unfused_ours_{producer}")
+            c_u = t(f"compiled_vllm_{producer}")
+            r = lambda b: f"{b / f_o:.2f}" if b else "-"  # noqa: E731
+            lines.append("| " + " | ".join([
+                model, proj, str(tp), str(m), producer, f"{f_o:.1f}",
+                f"{u_o:.1f}" if u_o else "-", r(u_o), f"{c_u:.1f}" if c_u else "-", r(c_u),
+                f"{fused['pct_floor']:.0f}%"]) + " |")
+    return lines + [""] if len(lines) > 4 else []
+
+
 def plots(table: dict, outdir: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -193,7 +216,7 @@ def main():
     lines += summary(table)
     if args.plots:
         lines += plots(table, Path(args.plots))
-    lines += layer_table(table) + component_table(table)
+    lines += layer_table(table) + component_table(table) + fused_table(table)
     Path(args.md).write_text("\n".join(lines))
 
 
