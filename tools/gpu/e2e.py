@@ -107,6 +107,8 @@ def engine_kwargs(path: Path, kind: str, **extra) -> dict:
     if backend := os.environ.get("E2E_ATTENTION_BACKEND", "TRITON_ATTN"):
         kw["attention_backend"] = backend  # the bundle's only attention backend
     kw.update(checkpoints.engine_kwargs(kind))
+    if int(os.environ.get("E2E_TP", "1")) > 1:   # tensor parallel (the two-GPU kind)
+        kw["tensor_parallel_size"] = int(os.environ["E2E_TP"])
     kw.update(extra)
     return kw
 

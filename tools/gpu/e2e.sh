@@ -21,7 +21,9 @@
 #               decode 128/512 and prefill 2048/64 at batch 1..256
 #   main        the README's main job (tools/run_fork.py) on the fork site
 # Results (JSON, logs) land in $OUT; at most 8 files come back, so each
-# stage writes one JSON and its log lines go to stdout.
+# stage writes one JSON and its log lines go to stdout. E2E_TP=2 runs every
+# engine with tensor_parallel_size=2 (kind nvidia-h100-x2; NCCL with NVLink
+# multicast off, as the device docs require: NCCL_NVLS_ENABLE=0).
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/e2e_out}; mkdir -p "$OUT"
@@ -29,6 +31,7 @@ DEADLINE=${E2E_DEADLINE:-580}
 UPSTREAM=/tmp/site FORK=/tmp/site-fork CKPT=/tmp/e2e-ckpt
 left() { echo $((DEADLINE - SECONDS)); }
 cap() { local l=$(left); echo $(( l - 10 < $1 ? l - 10 : $1 )); }   # seconds a stage may take
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 \
        TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_USE_FLASHINFER_SAMPLER=0 \
        VLLM_ALLOW_INSECURE_SERIALIZATION=1
@@ -80,7 +83,8 @@ for stage in "$@"; do
       VLLM_SERVER_DEV_MODE=1 in_site $FORK python3 -m vllm.entrypoints.cli.main serve \
           $CKPT/llama-fp8 --skip-tokenizer-init --attention-backend TRITON_ATTN \
           --max-model-len 2048 --gpu-memory-utilization 0.5 --port 8000 \
-          --worker-extension-cls e2e_worker.MemoryStats > /tmp/serve.log 2>&1 &
+          --worker-extension-cls e2e_worker.MemoryStats --tensor-parallel-size ${E2E_TP:-1} \
+          > /tmp/serve.log 2>&1 &
       SPID=$!
       T=$(cap ${E2E_SERVE_S:-220})
       timeout $T python3 tools/gpu/e2e.py load --server-pid $SPID --wait $((T - 60)) \
