@@ -23,9 +23,11 @@ from in-process engines, one after another. Variants: "auto" (vLLM's own
 kernel choice: on the fork, our kernels), "torch" / "triton" (upstream's
 cuBLASLt or Triton kernel: the control pair's second member), "disabled"
 (the fork with VLLM_CUSTOM_FP8_DISABLE=1: upstream's kernels through the
-patched tree, which must give upstream's logprobs exactly). Eager mode, so
+patched tree, which must give upstream's logprobs exactly), "compiled" and
+"compiled_fused" (the fork compiled, CUDA graphs on, without and with its
+fusion pass: the fused producers should change nothing). Eager otherwise, so
 that one process can run a dozen engines inside a device call; the compiled,
-CUDA-graph engine runs in `profile`, the throughput runs and the server.
+CUDA-graph engine also runs in `profile`, the throughput runs and the server.
 """
 
 import argparse
@@ -133,11 +135,15 @@ def run_fidelity_engine(path: Path, kind: str, variant: str) -> dict:
     from tests.engine import harness
 
     os.environ["VLLM_CUSTOM_FP8_DISABLE"] = "1" if variant == "disabled" else "0"
-    extra = {} if variant in ("auto", "disabled") else {"linear_backend": variant}
+    os.environ["VLLM_CUSTOM_FP8_FUSION"] = "1" if variant == "compiled_fused" else "0"
+    compiled = variant.startswith("compiled")
+    extra = ({} if variant in ("auto", "disabled") or compiled else {"linear_backend": variant})
+    if compiled:
+        extra["compilation_config"] = {"cudagraph_capture_sizes": [1, 2, 4, 8]}
     t = time.perf_counter()
     with harness.vllm_log_records() as records:
-        llm = LLM(**engine_kwargs(path, kind, enforce_eager=True, gpu_memory_utilization=0.12,
-                                  max_logprobs=TOP_LOGPROBS, **extra))
+        llm = LLM(**engine_kwargs(path, kind, enforce_eager=not compiled,
+                                  gpu_memory_utilization=0.12, max_logprobs=TOP_LOGPROBS, **extra))
         selected = sorted(set(harness.selected_kernels(records)))
     try:
         init_s = time.perf_counter() - t
@@ -245,6 +251,9 @@ def cmd_fidelity_report(args) -> int:
             row["band"] = band
         else:
             row["verdict"] = "not run"
+        plain, fused = (fork.get(f"{model}/{kind}/{v}") for v in ("compiled", "compiled_fused"))
+        if plain and fused and "logprobs" in plain and "logprobs" in fused:
+            row["fusion_vs_unfused"] = compare(plain, fused)   # both compiled, same process
         d = row.get("fork_disabled", {})
         if "mean_abs_dlogp" in d:
             row["disabled_identical"] = d["max_abs_dlogp"] == 0.0

@@ -11,7 +11,8 @@
 #   fidelity    realistic random checkpoints (tools/gpu/e2e.py), teacher-forced
 #               top-20 logprobs: upstream (its kernels + the control pair) and
 #               the fork (ours, and switched off: must equal upstream), then the
-#               comparison
+#               comparison (E2E_FID_MODELS, E2E_FID_KINDS, E2E_FORK_VARIANTS pick;
+#               the variants compiled,compiled_fused compare the fusion pass)
 #   profile     fork, compiled + CUDA graphs: kernel names of one decode step
 #   serve       fork `vllm serve` (CUDA graphs) on the 2-layer Llama FP8
 #               checkpoint: one completions check, then 1000 requests / 64 in flight
@@ -57,11 +58,14 @@ for stage in "$@"; do
       B=$(( (L - 30) / 2 ))
       in_site $UPSTREAM timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
           --site upstream --variants auto,control --budget $B --out /tmp/fid_upstream.json \
+          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block} \
           > /tmp/fid_upstream.log 2>&1
       echo "upstream rc=$?"; lines "E2E|Error|error" < /tmp/fid_upstream.log
       L=$(left); B=$((L - 60))
       in_site $FORK timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
-          --site fork --variants auto,disabled --budget $B --out /tmp/fid_fork.json \
+          --site fork --variants ${E2E_FORK_VARIANTS:-auto,disabled} --budget $B \
+          --out /tmp/fid_fork.json \
+          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block} \
           > /tmp/fid_fork.log 2>&1
       echo "fork rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
       python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
