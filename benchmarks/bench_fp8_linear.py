@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
+from vllm.custom_fp8.numerics import rel_error  # noqa: E402
 
 FP8 = torch.float8_e4m3fn
 L2_BYTES = 50e6
@@ -423,11 +424,6 @@ GROUPS = {"layer": layer_methods, "block": block_methods, "component": component
 # Layers quantize the activation to FP8 (3 mantissa bits: metric ~1e-3);
 # a GEMM alone sees the same codes as its reference (tests/gemm_check.py).
 TOLERANCE = {"layer": 5e-3, "block": 5e-3, "gemm": 1e-5, "bf16": 1e-4}
-
-
-def rel_error(x, y) -> float:
-    x, y = x.double().flatten(), y.double().flatten()
-    return float(1 - 2 * (x * y).sum() / ((x * x).sum() + (y * y).sum()))
 
 
 def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:

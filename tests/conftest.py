@@ -77,13 +77,6 @@ def poisoned(shape, dtype, device, strides=None) -> torch.Tensor:
     return t
 
 
-def rel_error(x: torch.Tensor, y: torch.Tensor) -> float:
-    """1 - 2<x,y> / (|x|^2 + |y|^2): 0 for equal tensors, ~0.5 |x-y|^2/|x|^2."""
-    x, y = x.double().flatten(), y.double().flatten()
-    denom = (x * x).sum() + (y * y).sum()
-    return float(1 - 2 * (x * y).sum() / denom) if denom > 0 else 0.0
-
-
 def pytest_report_header(config):
     return (f"custom_fp8 CUDA backend: {cf8.CUDA_BACKEND}; cuda available: {torch.cuda.is_available()}"
             f"; torch {torch.__version__}")

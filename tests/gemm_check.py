@@ -24,6 +24,8 @@ A NaN anywhere (for instance an unwritten, poisoned element) fails.
 
 import torch
 
+from vllm.custom_fp8.numerics import rel_error
+
 REL_ERROR_LIMIT = 1e-5
 
 
@@ -33,8 +35,6 @@ def acc_eps(k: int, device: str) -> float:
 
 
 def check_gemm(out: torch.Tensor, ref: torch.Tensor, ref_abs: torch.Tensor, k: int) -> None:
-    from conftest import rel_error
-
     assert not torch.isnan(out).any(), "NaN in the output (unwritten element?)"
     got = out.double()  # compared on the output's device
     info = torch.finfo(out.dtype)

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
-from vllm.custom_fp8.numerics import FP8_MAX, GROUP_EPS
+from vllm.custom_fp8.numerics import FP8_MAX, GROUP_EPS, rel_error
 
 import reference as ref
 from conftest import (FP8, HAS_CUDA_KERNELS, activation, log_uniform, model_shapes, poisoned,
-                      random_fp8, rel_error)
+                      random_fp8)
 from test_quant import all_bit_patterns, assert_codes_equal, special_values
 
 UPSTREAM_C = os.environ.get("VLLM_UPSTREAM_C")

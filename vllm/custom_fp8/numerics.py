@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Numeric constants shared by every backend (CUDA, Triton, CPU).
+"""Numeric constants shared by every backend (CUDA, Triton, CPU), and the
+error metric the tests and the benchmark validate GEMMs with.
 
 They reproduce upstream vLLM 0.25.1's CUDA quant ops bit for bit
 (csrc/libtorch_stable/quantization/w8a8/fp8/common.cu and
@@ -33,3 +34,13 @@ def tma_aligned_size(m: int, alignment: int = 4) -> int:
 
 def cdiv(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+def rel_error(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The relative-error metric every GEMM check uses (../shared/STANDARDS.md
+    section 1, the tests and the benchmark's validation): 1 - 2<x,y> /
+    (|x|^2 + |y|^2), in float64; 0 for equal tensors, ~0.5 |x-y|^2/|x|^2."""
+    x, y = x.double().flatten(), y.double().flatten()
+    denom = (x * x).sum() + (y * y).sum()
+    return float(1 - 2 * (x * y).sum() / denom) if denom > 0 else 0.0
+
