@@ -22,6 +22,7 @@
 
 #include "block_scaled_mm_sm90.h"
 #include "gemm_config_sm90.h"
+#include "gemm_run_sm90.cuh"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
@@ -99,9 +100,6 @@ void run_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
   using GemmKernel = typename Kernel::GemmKernel;
   using ElementAB = typename Kernel::ElementAB;
   using ElementD = typename Kernel::ElementD;
-  using StrideA = typename GemmKernel::StrideA;
-  using StrideB = typename GemmKernel::StrideB;
-  using StrideD = typename GemmKernel::StrideD;
   using LayoutSFA = typename Kernel::LayoutSFA;
   using LayoutSFB = typename Kernel::LayoutSFB;
   constexpr bool kSwap = Kernel::kSwapAB;
@@ -110,31 +108,24 @@ void run_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
   const int k_blocks = k / kBlock, n_blocks = (n + kBlock - 1) / kBlock;
   auto* a = static_cast<const ElementAB*>(p.a);
   auto* b = static_cast<const ElementAB*>(p.b);
-  const StrideA stride_a = make_stride(kSwap ? p.ldb : p.lda, Int<1>{}, int64_t(0));
-  const StrideB stride_b = make_stride(kSwap ? p.lda : p.ldb, Int<1>{}, int64_t(0));
-  StrideD stride_d{};
-  if constexpr (kSwap) {
-    stride_d = make_stride(Int<1>{}, p.n, int64_t(0));
-  } else {
-    stride_d = make_stride(p.n, Int<1>{}, int64_t(0));
-  }
+  const GemmStrides<GemmKernel, kSwap> strides(p.lda, p.ldb, p.n);
   const int ld_a = static_cast<int>(p.scale_a_ld), ld_b = static_cast<int>(p.scale_b_ld);
 
   typename GemmKernel::MainloopArguments mainloop{};
   if constexpr (kSwap) {
     mainloop.ptr_A = b;
-    mainloop.dA = stride_a;
+    mainloop.dA = strides.a;
     mainloop.ptr_B = a;
-    mainloop.dB = stride_b;
+    mainloop.dB = strides.b;
     mainloop.ptr_SFA = p.scale_b;
     mainloop.layout_SFA = per_block_scale_layout<LayoutSFA>(n_blocks, k_blocks, ld_b);
     mainloop.ptr_SFB = p.scale_a;
     mainloop.layout_SFB = per_row_scale_layout<LayoutSFB>(m, k_blocks, ld_a);
   } else {
     mainloop.ptr_A = a;
-    mainloop.dA = stride_a;
+    mainloop.dA = strides.a;
     mainloop.ptr_B = b;
-    mainloop.dB = stride_b;
+    mainloop.dB = strides.b;
     mainloop.ptr_SFA = p.scale_a;
     mainloop.layout_SFA = per_row_scale_layout<LayoutSFA>(m, k_blocks, ld_a);
     mainloop.ptr_SFB = p.scale_b;
@@ -145,17 +136,13 @@ void run_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
       cutlass::gemm::GemmUniversalMode::kGemm,
       kSwap ? make_shape(n, m, k, 1) : make_shape(m, n, k, 1),
       mainloop,
-      {{}, nullptr, stride_d, static_cast<ElementD*>(p.out), stride_d}};
-
-  Gemm gemm;
-  STD_TORCH_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
-                  "custom_fp8.block_scaled_mm: CUTLASS cannot implement M=", p.m, " N=", p.n,
-                  " K=", p.k);
-  STD_TORCH_CHECK(Gemm::get_workspace_size(args) == 0,
-                  "custom_fp8.block_scaled_mm: this configuration needs a workspace");
-  const cutlass::Status status = gemm.run(args, nullptr, stream);
-  STD_TORCH_CHECK(status == cutlass::Status::kSuccess,
-                  "custom_fp8.block_scaled_mm: CUTLASS error ", cutlassGetStatusString(status));
+      {{}, nullptr, strides.d, static_cast<ElementD*>(p.out), strides.d}};
+  // every block configuration is data-parallel: no workspace
+  auto no_workspace = [](size_t) -> void* {
+    STD_TORCH_CHECK(false, "custom_fp8.block_scaled_mm: this configuration needs a workspace");
+    return nullptr;
+  };
+  run_gemm<Gemm>("custom_fp8.block_scaled_mm", args, no_workspace, p.m, p.n, p.k, stream);
 }
 
 }  // namespace custom_fp8::sm90

@@ -20,6 +20,7 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 
 #include "gemm_config_sm90.h"
+#include "gemm_run_sm90.cuh"
 #include "scaled_mm_sm90.h"
 #include "torch_utils.h"
 
@@ -89,22 +90,12 @@ void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   using GemmKernel = typename Kernel::GemmKernel;
   using ElementAB = typename Kernel::ElementAB;
   using ElementD = typename Kernel::ElementD;
-  using StrideA = typename GemmKernel::StrideA;
-  using StrideB = typename GemmKernel::StrideB;
-  using StrideD = typename GemmKernel::StrideD;
   constexpr bool kSwap = Kernel::kSwapAB;
 
   const int m = static_cast<int>(p.m), n = static_cast<int>(p.n), k = static_cast<int>(p.k);
   auto* a = static_cast<const ElementAB*>(p.a);
   auto* b = static_cast<const ElementAB*>(p.b);
-  const StrideA stride_a = make_stride(kSwap ? p.ldb : p.lda, Int<1>{}, int64_t(0));
-  const StrideB stride_b = make_stride(kSwap ? p.lda : p.ldb, Int<1>{}, int64_t(0));
-  StrideD stride_d{};
-  if constexpr (kSwap) {
-    stride_d = make_stride(Int<1>{}, p.n, int64_t(0));
-  } else {
-    stride_d = make_stride(p.n, Int<1>{}, int64_t(0));
-  }
+  const GemmStrides<GemmKernel, kSwap> strides(p.lda, p.ldb, p.n);
 
   typename Kernel::ScaleA::Arguments scale_a{p.scale_a, 0.0f, {}};
   typename Kernel::ScaleB::Arguments scale_b{p.scale_b, 0.0f, {}};
@@ -120,19 +111,10 @@ void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   typename GemmKernel::Arguments args{
       cutlass::gemm::GemmUniversalMode::kGemm,
       kSwap ? make_shape(n, m, k, 1) : make_shape(m, n, k, 1),
-      {kSwap ? b : a, stride_a, kSwap ? a : b, stride_b},
+      {kSwap ? b : a, strides.a, kSwap ? a : b, strides.b},
       {{scale_a, {scale_b, {}, {}}, bias, {}},
-       nullptr, stride_d, static_cast<ElementD*>(p.out), stride_d}};
-
-  Gemm gemm;
-  STD_TORCH_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
-                  "custom_fp8.scaled_mm: CUTLASS cannot implement M=", p.m, " N=", p.n,
-                  " K=", p.k);
-  const size_t workspace_bytes = Gemm::get_workspace_size(args);
-  void* workspace = workspace_bytes ? p.workspace(workspace_bytes) : nullptr;
-  const cutlass::Status status = gemm.run(args, workspace, stream);
-  STD_TORCH_CHECK(status == cutlass::Status::kSuccess, "custom_fp8.scaled_mm: CUTLASS error ",
-                  cutlassGetStatusString(status));
+       nullptr, strides.d, static_cast<ElementD*>(p.out), strides.d}};
+  run_gemm<Gemm>("custom_fp8.scaled_mm", args, p.workspace, p.m, p.n, p.k, stream);
 }
 
 }  // namespace custom_fp8::sm90
