@@ -23,4 +23,5 @@ mkdir -p .carry/fork
  echo "files the fork changes or adds: $(wc -l < "$LIST")"
  tar -cf - -T "$LIST" | xz -9 > "$OLDPWD/.carry/fork/vllm_fork.tar.xz")
 cp vllm/custom_fp8/_C.abi3.so .carry/fork/_C.abi3.so
+git describe --always --dirty > .carry/fork/BUNDLE_COMMIT   # e2e.sh compares it with CUSTOM_FP8_COMMIT
 stat -c '%s %n' .carry/fork/*

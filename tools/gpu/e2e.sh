@@ -45,6 +45,10 @@ if [ ! -d "$FORK" ]; then
   cp .carry/fork/_C.abi3.so "$FORK/vllm/custom_fp8/"
 fi
 grep -v "^INFO\|^DEBUG" /tmp/e2e_setup/setup.log | head -8
+BUNDLE=$(cat .carry/fork/BUNDLE_COMMIT 2>/dev/null || echo unknown)
+echo "fork bundle built at $BUNDLE; tree at ${CUSTOM_FP8_COMMIT:-unknown}"
+[ -n "${CUSTOM_FP8_COMMIT:-}" ] && [ "${BUNDLE%-dirty}" != "$CUSTOM_FP8_COMMIT" ] \
+  && echo "WARNING: the fork bundle is not of this commit: rerun tools/gpu/bundle.sh"
 PYTHONPATH=$FORK python3 -c "import vllm, vllm.custom_fp8 as c; print('fork', vllm.__file__, 'backend', c.CUDA_BACKEND)"
 in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu "$@"; }
 lines() { grep -E "$1" | grep -v "^DEBUG" | cut -c1-600 | head -${2:-60}; }
