@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import vllm.custom_fp8 as cf8  # noqa: E402
+from vllm.custom_fp8.cpu import rms_norm_in_dtype  # noqa: E402
 
 FP8 = torch.float8_e4m3fn
 DEV = "cuda"
@@ -76,9 +77,9 @@ def sweep_fused_producers(x, static_scale):
         cf8.rms_norm_fp8_quant(x, w, 1e-6, group_size=128, column_major_scales=True)
         cf8.silu_and_mul_fp8_quant(gate_up, group_size=128, column_major_scales=True,
                                    tma_aligned_scales=True)
-    summed = (x.float() + residual.float()).to(x.dtype)
-    normed = (summed.float() * torch.rsqrt(summed.float().pow(2).mean(-1, keepdim=True) + 1e-6)
-              * w.float()).to(x.dtype)
+    # the unfused pair: vLLM's native fused-add RMSNorm (the CPU backend's
+    # producer, plain torch, here on the GPU), then our quant
+    normed = rms_norm_in_dtype(x, w, 1e-6, residual.clone())
     ref, _ = cf8.scaled_fp8_quant(normed, use_per_token_if_dynamic=True)
     agree = (q.view(torch.uint8) == ref.view(torch.uint8)).float().mean().item()
     assert agree > 0.999, f"fused RMSNorm quant agrees with the unfused pair on {agree:.4%}"
