@@ -16,13 +16,17 @@ dynamic FP8 on the H100; static and per-token-group inputs keep their
 separate quant for now.
 
 Numerics: the fused producers round where vLLM's native RMSNorm and
-SiLU-and-mul round (docs/numerics.md, "Fused producers"), the ops this pass
-replaces, so the codes, scales and residual are the unfused path's, bit for
-bit (on the CPU: tests/engine/test_fusion_pass.py).
+SiLU-and-mul round when run eagerly (twice; docs/numerics.md, "Fused
+producers"): on the CPU the pass gives the eager unfused module's bits
+(tests/engine/test_fusion_pass.py). Inductor's code for the same native ops,
+which the pass replaces, rounds once, so about a quarter of the producer
+values move by one ulp against the compiled unfused path (docs/numerics.md,
+"Inductor rounds once").
 
-Opt-in (VLLM_CUSTOM_FP8_FUSION=1) until it has run in the engine on the
-H100; registered by the patch series in vllm/compilation/passes/
-pass_manager.py, where the fork's kernels serve the platform.
+Opt-in (VLLM_CUSTOM_FP8_FUSION=1) until the producers round as Inductor does
+and the pass has run in the engine on the H100; registered by the patch
+series in vllm/compilation/passes/pass_manager.py, where the fork's kernels
+serve the platform.
 """
 
 import os
