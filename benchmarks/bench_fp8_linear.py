@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
+from vllm.custom_fp8.cpu import rms_norm_in_dtype, silu_and_mul_in_dtype  # noqa: E402
 from vllm.custom_fp8.numerics import rel_error  # noqa: E402
 
 FP8 = torch.float8_e4m3fn
@@ -287,15 +288,23 @@ PRODUCERS = {"qkv_proj": "norm", "gate_up_proj": "norm", "down_proj": "silu"}
 RMS_EPS = 1e-5
 
 
-def rms_norm_native(x, weight):
-    """vLLM's native rms_norm IR op (vllm/ir/ops/layernorm.py), what compiled mode runs."""
-    z = x.float()
-    return (z * torch.rsqrt(z.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS)).to(x.dtype) * weight
+def _native_producer(producer: str):
+    """vLLM's native RMSNorm / SiLU-and-mul (the CPU backend's producers:
+    docs/numerics.md), as fn(x, norm_weight)."""
+    if producer == "norm":
+        return lambda x, norm_w: rms_norm_in_dtype(x, norm_w, RMS_EPS, None)
+    return lambda x, norm_w: silu_and_mul_in_dtype(x)
 
 
-def silu_and_mul_native(x):
-    d = x.shape[-1] // 2
-    return torch.nn.functional.silu(x[..., :d]) * x[..., d:]
+# Compiled once per producer for every shape and M (dynamic shapes): the
+# producer alone (the fork without its fusion pass: Inductor's producer, then
+# our quant op), and producer + quant in one graph (upstream's compiled mode,
+# where Inductor fuses the two).
+NATIVE = {p: torch.compile(_native_producer(p), dynamic=True) for p in ("norm", "silu")}
+NATIVE_WITH_QUANT = {
+    p: torch.compile(lambda x, norm_w, f=_native_producer(p): native_quant_math(f(x, norm_w), True),
+                     dynamic=True)
+    for p in ("norm", "silu")}
 
 
 def producer_inputs(ops: Operands, producer: str) -> list:
@@ -324,30 +333,23 @@ def fused_methods(ops: Operands, up: "Upstream | None") -> dict:
 
     if producer == "norm":
         fused = lambda i: cf8.rms_norm_fp8_quant(inputs[i], norm_w, RMS_EPS)  # noqa: E731
-        native = torch.compile(lambda x: rms_norm_native(x, norm_w), dynamic=True)
     else:
         fused = lambda i: cf8.silu_and_mul_fp8_quant(inputs[i])  # noqa: E731
-        native = torch.compile(silu_and_mul_native, dynamic=True)
+    native, native_with_quant = NATIVE[producer], NATIVE_WITH_QUANT[producer]
     methods = {
         f"fused_ours_{producer}": lambda i: fused_layer(fused(i), wt(i), w["ch_scale"], w["bias"]),
-        f"unfused_ours_{producer}": lambda i: fp8_linear(native(inputs[i]), wt(i), w["ch_scale"],
-                                                         token, bias=w["bias"]),
+        f"unfused_ours_{producer}": lambda i: fp8_linear(native(inputs[i], norm_w), wt(i),
+                                                         w["ch_scale"], token, bias=w["bias"]),
     }
     if up is not None:
-        # one compiled graph, as in vLLM's compiled mode: Inductor fuses producer and quant
-        if producer == "norm":
-            produce_quant = torch.compile(
-                lambda x: native_quant_math(rms_norm_native(x, norm_w), True), dynamic=True)
-        else:
-            produce_quant = torch.compile(
-                lambda x: native_quant_math(silu_and_mul_native(x), True), dynamic=True)
         methods[f"compiled_vllm_{producer}"] = lambda i: up.layer(
-            produce_quant, inputs[i], wt(i), w["ch_scale"], w["bias"])
+            lambda x: native_with_quant(x, norm_w), inputs[i], wt(i), w["ch_scale"], w["bias"])
     ops.producer = (producer, norm_w, inputs)
     return methods
 
 
-
+class Upstream:
+    """Upstream vLLM 0.25.1's CUDA ops from its released _C library."""
 
     def __init__(self, path: str):
         torch.ops.load_library(path)
@@ -444,7 +446,7 @@ def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
         producer, norm_w, inputs = ops.producer
         x = inputs[0].double()
         act = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * norm_w.double()
-               if producer == "norm" else silu_and_mul_native(x))
+               if producer == "norm" else silu_and_mul_in_dtype(x))
         ref = act @ dequantized_weight(w, "token").t()
         if w["bias"] is not None:
             ref += w["bias"].double()
