@@ -285,6 +285,7 @@ def cmd_profile(args) -> int:
     from vllm import LLM, SamplingParams
 
     root, results = Path(args.root), {}
+    fusion = os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") == "1"
     for model in args.models.split(","):
         trace_dir = Path(args.trace_dir) / model
         trace_dir.mkdir(parents=True, exist_ok=True)
@@ -323,13 +324,12 @@ def cmd_profile(args) -> int:
             kind=args.kind, init_s=round(init_s, 1), layers=spec.layers,
             expected_per_step=4 * spec.layers, our_gemm_launches=gemms, our_quant_launches=quants,
             fused_producer_launches=fused, standalone_quant_launches=quants - fused,
-            fusion=os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") == "1",
+            fusion=fusion,
             other_fp8_kernels=other_fp8, our_kernels=ours,
             decode_step_kernels=dict(decode.most_common()),
             # with the fusion pass only o_proj's input (attention output) keeps a standalone quant
-            ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8 and (
-                os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") != "1"
-                or quants - fused == spec.layers)))
+            ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8
+                and (not fusion or quants - fused == spec.layers)))
         print("E2E profile", model, json.dumps({k: v for k, v in results[model].items()
                                                 if k != "decode_step_kernels"})[:3000], flush=True)
         del llm

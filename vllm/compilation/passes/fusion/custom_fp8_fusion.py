@@ -67,18 +67,18 @@ def _empty_bf16(*shape: int) -> torch.Tensor:
     return torch.empty(*shape, dtype=torch.bfloat16)
 
 
+def _outputs(x: torch.Tensor, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The FP8 codes [T, cols] and per-token scales [T, 1] for rows of x."""
+    return (torch.empty((x.shape[0], cols), dtype=FP8, device=x.device),
+            torch.empty((x.shape[0], 1), dtype=torch.float32, device=x.device))
+
+
 def _per_token_quant(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The graph the fork's kernel class leaves for a per-token quant of x [T, K]
     (vllm.custom_fp8.scaled_fp8_quant, functionalized)."""
-    out = torch.empty(x.shape, dtype=FP8, device=x.device)
-    scale = torch.empty((x.shape[0], 1), dtype=torch.float32, device=x.device)
+    out, scale = _outputs(x, x.shape[-1])
     at = auto_functionalized(PER_TOKEN_QUANT, out=out, input=x, scale=scale, scale_ub=None)
     return at[1], at[2]
-
-
-def _outputs(x: torch.Tensor, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.empty((x.shape[0], cols), dtype=FP8, device=x.device),
-            torch.empty((x.shape[0], 1), dtype=torch.float32, device=x.device))
 
 
 def register_rms_norm(epsilon: float, patterns: PatternMatcherPass) -> None:
