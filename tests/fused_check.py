@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Acceptance check of the fused producer + FP8 quant ops against float64.
 
-The producers round where vLLM's native ops do (docs/numerics.md,
-"Fused producers"; T is the input dtype):
+The producers round where Inductor's code for vLLM's native ops does, once
+(docs/numerics.md, "Fused producers"; T is the input dtype):
     RMSNorm       z = x, or x + residual in float32 (T(z) written back to residual)
                   r = 1 / sqrt(mean(z * z) + eps)              float32
-                  y = T(T(z * r) * w)                          two roundings to T
-    SiLU-and-mul  y = T(T(silu(gate)) * up), silu = gate / (1 + exp(-gate))
+                  y = T((z * r) * w)                           one rounding to T
+    SiLU-and-mul  y = T(silu(gate) * up), silu = gate / (1 + exp(-gate)) in float32
 and y is quantized by the rules of the standalone ops (tests/reference.py).
 Every step but two is exact IEEE arithmetic whose result no implementation
 can change, so the check replays those steps bit for bit. The two:
@@ -172,7 +172,7 @@ def check_rms_norm_quant(mode: str, x, weight, epsilon: float, out, scale,
             break
         idx = torch.from_numpy(pending)
         r = (r_bits[idx] + offset).view(torch.float32)
-        y = ((z[idx] * r).to(dtype).float() * w).to(dtype)
+        y = (z[idx] * r * w).to(dtype)
         want_codes, want_scales = expected_quant(mode, y)
         ok = (codes[pending] == want_codes).all(axis=1)
         if want_scales is not None:
@@ -187,9 +187,10 @@ def check_rms_norm_quant(mode: str, x, weight, epsilon: float, out, scale,
 
 
 def silu_and_mul_bracket(x: torch.Tensor):
-    """(y_near, y_a, y_b): T(T(silu(gate)) * up) for the correctly rounded
-    float32 silu and for the float32 silu at either end of its bracket;
-    y_a == y_b except at ambiguous elements."""
+    """(y_near, y_a, y_b): T(silu(gate) * up) for the correctly rounded
+    float32 silu and for the float32 silu at either end of its bracket (the
+    float32 product and its rounding are monotone in the silu); y_a == y_b
+    except at ambiguous elements."""
     n = x.shape[1] // 2
     gate, up = x[:, :n].cpu().double(), x[:, n:].cpu().float()
     e = torch.exp(-gate)
@@ -201,7 +202,7 @@ def silu_and_mul_bracket(x: torch.Tensor):
     hi = torch.nextafter(mag_hi.float(), torch.full((), float("inf")))
     sign = torch.where(torch.signbit(gate), -1.0, 1.0).float()
     near = torch.where(e >= _FLOAT32_OVERFLOW, sign * 0.0, silu.float())
-    return tuple(((s.to(x.dtype).float() * up).to(x.dtype)) for s in (near, sign * lo, sign * hi))
+    return tuple((s * up).to(x.dtype) for s in (near, sign * lo, sign * hi))
 
 
 def check_silu_and_mul_quant(mode: str, x, out, scale) -> tuple[int, int]:

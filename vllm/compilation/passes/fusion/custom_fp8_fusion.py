@@ -15,18 +15,14 @@ kernel. Per-token is the activation scheme upstream (and the fork) use for
 dynamic FP8 on the H100; static and per-token-group inputs keep their
 separate quant for now.
 
-Numerics: the fused producers round where vLLM's native RMSNorm and
-SiLU-and-mul round when run eagerly (twice; docs/numerics.md, "Fused
-producers"): on the CPU the pass gives the eager unfused module's bits
-(tests/engine/test_fusion_pass.py). Inductor's code for the same native ops,
-which the pass replaces, rounds once, so about a quarter of the producer
-values move by one ulp against the compiled unfused path (docs/numerics.md,
-"Inductor rounds once").
+Numerics: the fused producers round where Inductor's code for vLLM's native
+RMSNorm and SiLU-and-mul rounds (once; docs/numerics.md, "Fused
+producers"), so on the CPU the pass gives the compiled unfused module's bits
+(tests/engine/test_fusion_pass.py).
 
-Opt-in (VLLM_CUSTOM_FP8_FUSION=1) until the producers round as Inductor does
-and the pass has run in the engine on the H100; registered by the patch
-series in vllm/compilation/passes/pass_manager.py, where the fork's kernels
-serve the platform.
+On by default where the fork's kernels serve the platform;
+VLLM_CUSTOM_FP8_FUSION=0 turns it off. Registered by the patch series in
+vllm/compilation/passes/pass_manager.py.
 """
 
 import os
@@ -57,10 +53,10 @@ SILU_MUL_PER_TOKEN_QUANT = _ops.silu_and_mul_dynamic_per_token_fp8_quant.default
 
 
 def fusion_enabled() -> bool:
-    """VLLM_CUSTOM_FP8_FUSION=1 and the fork's kernels serve this platform."""
+    """The fork's kernels serve this platform and VLLM_CUSTOM_FP8_FUSION is not 0."""
     from vllm.model_executor.kernels.linear.scaled_mm.custom_fp8 import platform_supported
 
-    return os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") == "1" and platform_supported()[0]
+    return os.environ.get("VLLM_CUSTOM_FP8_FUSION", "1") != "0" and platform_supported()[0]
 
 
 def _empty_bf16(*shape: int) -> torch.Tensor:
