@@ -289,8 +289,8 @@ RMS_EPS = 1e-5
 
 
 def _native_producer(producer: str):
-    """vLLM's native RMSNorm / SiLU-and-mul (the CPU backend's producers:
-    docs/numerics.md), as fn(x, norm_weight)."""
+    """vLLM's native RMSNorm / SiLU-and-mul in the form Inductor compiles them
+    to (the CPU backend's producers: docs/numerics.md), as fn(x, norm_weight)."""
     if producer == "norm":
         return lambda x, norm_w: rms_norm_in_dtype(x, norm_w, RMS_EPS, None)
     return lambda x, norm_w: silu_and_mul_in_dtype(x)

@@ -285,7 +285,9 @@ def cmd_profile(args) -> int:
     from vllm import LLM, SamplingParams
 
     root, results = Path(args.root), {}
-    fusion = os.environ.get("VLLM_CUSTOM_FP8_FUSION", "0") == "1"
+    from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
+
+    fusion = fusion_enabled()
     for model in args.models.split(","):
         trace_dir = Path(args.trace_dir) / model
         trace_dir.mkdir(parents=True, exist_ok=True)

@@ -81,8 +81,8 @@ for stage in "$@"; do
       fi ;;
     profile)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
-      # E2E_FUSION=1: with the fork's fusion pass (VLLM_CUSTOM_FP8_FUSION)
-      VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-0} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
+      # E2E_FUSION=0: without the fork's fusion pass (VLLM_CUSTOM_FP8_FUSION)
+      VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-1} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
           python3 tools/gpu/e2e.py profile --root $CKPT \
           --out "$OUT/profile.json" > /tmp/profile.log 2>&1
       echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log ;;
@@ -103,7 +103,7 @@ for stage in "$@"; do
     throughput)
       MODEL=/tmp/llama3-8b-dummy   # written by tools/gpu-e2e/device.sh
       CONFIGS=${E2E_CONFIGS:-decode:128:512:1,decode:128:512:8,decode:128:512:64,decode:128:512:256,prefill:2048:64:1,prefill:2048:64:8,prefill:2048:64:64,prefill:2048:64:256}
-      # fork_fused: the fork with its compiled-mode fusion pass (VLLM_CUSTOM_FP8_FUSION=1)
+      # fork: the fork without its compiled-mode fusion pass; fork_fused: with it (the default)
       for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
         site=${run%%:*} mode=${run##*:}; [ $site = upstream ] && S=$UPSTREAM || S=$FORK
         [ $site = fork_fused ] && FUSION=1 || FUSION=0
