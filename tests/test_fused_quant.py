@@ -26,10 +26,14 @@ ops = torch.ops._custom_fp8
 DTYPES = [torch.bfloat16, torch.float16]
 EPS = fc.EPS
 # (M, K): decode and prefill row counts at the models' hidden sizes, plus a
-# hidden size with a tail (no 16-byte vectors, no 128-groups).
-RMS_SHAPES = [(1, 4096), (3, 3584), (64, 5120), (257, 4096), (5, 100)]
-# (M, N) of silu_and_mul: the models' intermediate sizes (per TP shard too).
-SILU_SHAPES = [(1, 14336), (3, 18944), (64, 3584), (257, 1536), (5, 100)]
+# hidden size with a tail (no 16-byte vectors, no 128-groups), plus rows too
+# long for the per-token mode's register cache (fused_quant.cuh: K > 6144 at
+# M >= 256, K > 24576 below).
+RMS_SHAPES = [(1, 4096), (3, 3584), (64, 5120), (257, 4096), (5, 100), (260, 7168)]
+# (M, N) of silu_and_mul: the models' intermediate sizes (per TP shard too),
+# and Llama-70B's 28672.
+SILU_SHAPES = [(1, 14336), (3, 18944), (64, 3584), (257, 1536), (5, 100), (260, 7168),
+               (2, 28672)]
 # Largest M * K the CPU runs (the GPU run takes every shape).
 CPU_MAX_ELEMS = 2_000_000
 

@@ -9,7 +9,8 @@
 # tools/gpu-e2e/bundle.sh) and .carry/test-wheels (pytest, which the GPU
 # image lacks; tools/gpu/fetch_wheels.sh). Stages, in the order given:
 #   tests          the pytest suite on the GPU (engine tests excluded; TESTS=paths
-#                  narrows it, CUSTOM_FP8_SMALL_GPU_SUITE=1 skips the largest shapes)
+#                  and TESTS_K=<pytest -k expression> narrow it,
+#                  CUSTOM_FP8_SMALL_GPU_SUITE=1 skips the largest shapes)
 #   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
 #   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_h100.json
@@ -40,7 +41,8 @@ for stage in "$@"; do
   echo "== $stage $(date -u +%T)"
   case $stage in
     tests)
-      python3 -m pytest ${TESTS:-tests} -q -m "not engine and not tool" -p no:cacheprovider \
+      python3 -m pytest ${TESTS:-tests} ${TESTS_K:+-k "$TESTS_K"} -q -m "not engine and not tool" \
+          -p no:cacheprovider \
           --junitxml="$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
     bench-quick)
       python3 benchmarks/bench_fp8_linear.py --preset quick --out "$OUT/bench_quick.json" \

@@ -6,8 +6,12 @@
 //   static      RNE(fmaxf(-448, fminf(y * (1 / scale), 448)))   (per_tensor_quant.cu)
 //   per-token   scale from the row's absmax, RNE(clamp(y / s))    (per_token_quant.cu)
 //   group       scale from each 128-group's absmax, its clamp     (per_token_group_quant.cu)
-// The per-token mode reads the row twice (absmax, then codes): the producer
-// recomputes its values rather than keeping a row of any length on chip.
+// The per-token mode needs the row's absmax before its first code: where
+// each thread has at most kCachedChunks chunks (K <= 24576 at 1024 threads,
+// every decode shape of the models) it keeps its values in registers and
+// produces them once; a longer row is produced twice (absmax, then codes).
+// Producing once matters at decode: one block computes a whole row, and
+// SiLU's expf and division cost as much as the loads.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +26,8 @@ enum class ScaleMode { kStatic, kPerToken, kGroup };
 // Columns per thread per step: one 16-byte load of bf16/fp16, one 8-byte
 // store of codes, and 16 consecutive threads cover one 128-group.
 constexpr int kChunk = kGroupSize / kThreadsPerGroup;
+// Chunks per thread the per-token mode keeps in registers (24 floats).
+constexpr int kCachedChunks = 3;
 
 struct ScaleArgs {
   // per-token: [M'] (one per row); group: [M', K / 128] with the strides
@@ -110,6 +116,28 @@ __device__ __forceinline__ void quantize_row(uint8_t* __restrict__ out_row, int6
     }
   } else if constexpr (kMode == ScaleMode::kPerToken) {
     float amax = 0.0f;
+    if (k <= kCachedChunks * step) {  // block-uniform: every thread takes the same branch
+      float cached[kCachedChunks][kChunk];
+#pragma unroll
+      for (int j = 0; j < kCachedChunks; ++j) {
+        if (first + j * step < k) {
+          produce(first + j * step, cached[j], true);
+#pragma unroll
+          for (int i = 0; i < kChunk; ++i) amax = fmaxf(amax, fabsf(cached[j][i]));
+        }
+      }
+      const float scale = per_token_scale(block_max(amax), sa.given);
+      if (threadIdx.x == 0) sa.scales[row * sa.row_stride] = scale;
+#pragma unroll
+      for (int j = 0; j < kCachedChunks; ++j) {
+        if (first + j * step < k) {
+#pragma unroll
+          for (int i = 0; i < kChunk; ++i) cached[j][i] = clamp_fp8(cached[j][i] / scale);
+          store_chunk<kAligned>(out_row, first + j * step, k, cached[j]);
+        }
+      }
+      return;
+    }
     for (int64_t c = first; c < k; c += step) {
       produce(c, y, false);
 #pragma unroll
