@@ -483,6 +483,7 @@ def metadata(ceil: dict) -> dict:
             "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
             "commit": os.environ.get("CUSTOM_FP8_COMMIT", "unknown"),
             "custom_fp8_backend": cf8.CUDA_BACKEND, "date": time.strftime("%Y-%m-%d %H:%M UTC"),
+            "argv": sys.argv[1:],
             **ceil}
 
 

@@ -84,7 +84,7 @@ def summary(table: dict) -> list[str]:
     if q:
         lines.append(f"- Per-token quant alone at M >= 1024: {100 * min(q):.0f}-{100 * max(q):.0f}% "
                      "of a same-size device copy (target >= 90%).")
-    return lines + [""]
+    return lines + [""] if len(lines) > 2 else []  # a run without the layer group
 
 
 def layer_table(table: dict) -> list[str]:
@@ -105,7 +105,7 @@ def layer_table(table: dict) -> list[str]:
                  f"{tri:.1f}" if tri else "-"]
         cells += [f"{s:.2f}" if (s := speedup(rows, OURS, c)) else "-" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""]
+    return lines + [""] if len(lines) > 6 else []
 
 
 def component_table(table: dict) -> list[str]:
@@ -122,13 +122,15 @@ def component_table(table: dict) -> list[str]:
         g_o, g_u = t(rows, "gemm_ours_token"), t(rows, "gemm_vllm_token")
         q_o, q_u, cp = t(rows, "quant_ours_token"), t(rows, "quant_vllm_token"), t(rows, "copy")
         b_o, b_u = t(rows, "ours_cuda_block"), t(rows, "vllm_block")
+        if not any((g_o, g_u, q_o, q_u, cp, b_o, b_u)):
+            continue
         f = lambda x: f"{x:.1f}" if x else "-"  # noqa: E731
         r = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
         lines.append("| " + " | ".join([model, proj, str(tp), str(m), f(g_o), f(g_u), r(g_u, g_o),
                                         f(q_o), f(q_u), f(cp),
                                         f"{100 * cp / q_o:.0f}%" if cp and q_o else "-",
                                         f(b_o), f(b_u), r(b_u, b_o)]) + " |")
-    return lines + [""]
+    return lines + [""] if len(lines) > 4 else []
 
 
 def fused_table(table: dict) -> list[str]:
@@ -136,8 +138,8 @@ def fused_table(table: dict) -> list[str]:
     the unfused fork and upstream's compiled mode."""
     head = ["model", "layer", "tp", "M", "producer", "fused ours µs", "unfused ours µs",
             "÷ unfused", "upstream compiled µs", "÷ upstream", "% of floor"]
-    lines = ["## Producer + quant + GEMM: the fused producers (issue 8)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    gains = {"unfused": [], "upstream": []}
     for (model, proj, tp, m), rows in sorted(table.items()):
         for producer in ("norm", "silu"):
             fused = rows.get(f"fused_ours_{producer}")
@@ -147,11 +149,21 @@ def fused_table(table: dict) -> list[str]:
             f_o, u_o = fused["t_graph_us"], t(f"unfused_ours_{producer}")
             c_u = t(f"compiled_vllm_{producer}")
             r = lambda b: f"{b / f_o:.2f}" if b else "-"  # noqa: E731
+            for name, base in (("unfused", u_o), ("upstream", c_u)):
+                if base:
+                    gains[name].append(base / f_o)
             lines.append("| " + " | ".join([
                 model, proj, str(tp), str(m), producer, f"{f_o:.1f}",
                 f"{u_o:.1f}" if u_o else "-", r(u_o), f"{c_u:.1f}" if c_u else "-", r(c_u),
                 f"{fused['pct_floor']:.0f}%"]) + " |")
-    return lines + [""] if len(lines) > 4 else []
+    if not gains["unfused"]:
+        return []
+    summary = [f"- {what}: geometric mean **{geomean(g):.2f}x** over {len(g)} points, "
+               f"min {min(g):.2f}x, max {max(g):.2f}x"
+               for what, g in (("fused vs the unfused fork", gains["unfused"]),
+                               ("fused vs upstream's compiled mode", gains["upstream"])) if g]
+    return (["## Producer + quant + GEMM: the fused producers (issue 8)", ""] + summary + [""]
+            + lines + [""])
 
 
 def plots(table: dict, outdir: Path) -> list[str]:
@@ -211,7 +223,8 @@ def main():
              f"`{meta['custom_fp8_backend']}`, commit `{meta['commit']}`. Ceilings measured in the "
              f"same run: device copy {meta['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 GEMM peak "
              f"{meta['fp8_peak_flops'] / 1e12:.0f} TFLOP/s.",
-             f"Command: `python benchmarks/bench_fp8_linear.py` (see its docstring for the method); "
+             f"Command: `python benchmarks/bench_fp8_linear.py{''.join(' ' + a for a in meta.get('argv', []))}` "
+             f"(see its docstring for the method); "
              f"raw data: `{Path(args.json).name}`.", ""]
     lines += summary(table)
     if args.plots:

@@ -34,7 +34,7 @@ def test_report_over_the_h100_results(tmp_path):
     # the rows the docs quote
     assert "| llama | fp8 | CutlassFP8ScaledMMLinearKernel |" in out
     assert "identical" in out and "| pass |" in out
-    assert "| llama | 2 | off | 8 (expected 8) |" in out
+    assert "| llama | 2 | on | 8 (expected 8) | 8 (6) |" in out
     assert "1000 requests, 64 in flight: 0 errors" in out
     assert "| decode | 128 / 512 | 1 | 154.6 | 232.1 | 215.3 |" in out
 
@@ -46,3 +46,20 @@ def test_profile_results_prove_our_kernels():
     assert set(profile) == {"llama", "qwen2"}
     for r in profile.values():
         assert r["ok"] and r["our_gemm_launches"] == 4 * r["layers"] and not r["other_fp8_kernels"]
+        # issue 8: with the fusion pass (the default) only o_proj's input, the
+        # attention output, keeps a standalone quant
+        assert r["fusion"] and r["fused_producer_launches"] == 3 * r["layers"]
+        assert r["standalone_quant_launches"] == r["layers"]
+
+
+@pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md"),
+                                         ("h100_fused.json", "benchmarks-fused.md")])
+def test_benchmark_docs_are_the_report_of_the_results(tmp_path, results, doc):
+    """docs/benchmarks*.md are benchmarks/report.py over the committed JSON
+    (the plots aside, which need matplotlib)."""
+    out = tmp_path / "report.md"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/report.py"),
+                    str(REPO / "benchmarks/results" / results), "--md", str(out)], check=True)
+    strip = lambda text: [line for line in text.splitlines()  # noqa: E731
+                          if line and not line.startswith("![")]
+    assert strip(out.read_text()) == strip((REPO / "docs" / doc).read_text())
