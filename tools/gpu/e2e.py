@@ -334,9 +334,10 @@ def cmd_profile(args) -> int:
                 and (not fusion or quants - fused == spec.layers)))
         print("E2E profile", model, json.dumps({k: v for k, v in results[model].items()
                                                 if k != "decode_step_kernels"})[:3000], flush=True)
+        # after each model, so that a stage cut by its time cap keeps what finished
+        Path(args.out).write_text(json.dumps(results, indent=1))
         del llm
         release_engine_memory()
-    Path(args.out).write_text(json.dumps(results, indent=1))
     return 0 if all(r["ok"] for r in results.values()) else 1
 
 
