@@ -24,16 +24,26 @@ pytestmark = [pytest.mark.engine,
                                  reason=harness.fork_missing_reason() or "")]
 
 EPS = 1e-6
-FUSED = ("rms_norm_dynamic_per_token_fp8_quant", "silu_and_mul_dynamic_per_token_fp8_quant")
+# scale mode -> (the standalone quant the pass removes, the fused producers it puts in)
+QUANT_OPS = {
+    "per_token": ("dynamic_per_token_scaled_fp8_quant",
+                  ("rms_norm_dynamic_per_token_fp8_quant", "silu_and_mul_dynamic_per_token_fp8_quant")),
+    "static": ("static_scaled_fp8_quant",
+               ("rms_norm_static_fp8_quant", "silu_and_mul_static_fp8_quant")),
+}
 
 
 class ThreeProjections(torch.nn.Module):
     """RMSNorm -> qkv, fused-add RMSNorm -> gate_up, SiLU-and-mul -> down, each
-    through the fork's layer dispatch (quant + GEMM) with per-token activations."""
+    through the fork's layer dispatch (quant + GEMM) with per-token or static
+    per-tensor activations."""
 
-    def __init__(self, hidden: int, intermediate: int):
+    def __init__(self, hidden: int, intermediate: int, mode: str):
         super().__init__()
         g = torch.Generator().manual_seed(0)
+        self.static = mode == "static"
+        # static input scales: the amax of each projection's input is a few units
+        self.in_qkv, self.in_up, self.in_down = (torch.tensor([a / 448]) for a in (6.0, 8.0, 40.0))
 
         def weight(n, k):
             w = torch.randn(n, k, generator=g) * 0.05
@@ -51,11 +61,16 @@ class ThreeProjections(torch.nn.Module):
         from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
         from vllm.model_executor.layers.activation import SiluAndMul
 
-        token = ActivationScheme.DYNAMIC_TOKEN
-        h = fp8_linear(vllm.ir.ops.rms_norm(x, self.norm1, EPS), self.w_qkv, self.s_qkv, token)
+        def linear(x, w, w_scale, in_scale):
+            if self.static:
+                return fp8_linear(x, w, w_scale, ActivationScheme.STATIC_TENSOR,
+                                  input_scale=in_scale)
+            return fp8_linear(x, w, w_scale, ActivationScheme.DYNAMIC_TOKEN)
+
+        h = linear(vllm.ir.ops.rms_norm(x, self.norm1, EPS), self.w_qkv, self.s_qkv, self.in_qkv)
         normed, residual = vllm.ir.ops.fused_add_rms_norm(h, residual, self.norm2, EPS)
-        up = fp8_linear(normed, self.w_up, self.s_up, token)
-        out = fp8_linear(SiluAndMul.forward_native(up), self.w_down, self.s_down, token)
+        up = linear(normed, self.w_up, self.s_up, self.in_up)
+        out = linear(SiluAndMul.forward_native(up), self.w_down, self.s_down, self.in_down)
         return out, residual
 
     def forward_fused(self, x, residual):
@@ -66,11 +81,16 @@ class ThreeProjections(torch.nn.Module):
         def gemm(q, scale, w, w_scale):
             return cf8.scaled_mm(q, w, scale, w_scale, torch.bfloat16)
 
-        h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, EPS), self.w_qkv, self.s_qkv)
+        def scale(in_scale):
+            return {"scale": in_scale} if self.static else {}
+
+        h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, EPS, **scale(self.in_qkv)),
+                 self.w_qkv, self.s_qkv)
         residual = residual.clone()
-        up = gemm(*cf8.rms_norm_fp8_quant(h, self.norm2, EPS, residual=residual),
-                  self.w_up, self.s_up)
-        return gemm(*cf8.silu_and_mul_fp8_quant(up), self.w_down, self.s_down), residual
+        up = gemm(*cf8.rms_norm_fp8_quant(h, self.norm2, EPS, residual=residual,
+                                          **scale(self.in_up)), self.w_up, self.s_up)
+        return gemm(*cf8.silu_and_mul_fp8_quant(up, **scale(self.in_down)),
+                    self.w_down, self.s_down), residual
 
 
 def compile_with_passes(module, passes, graphs):
@@ -102,8 +122,9 @@ def cpu_fp8_matching(monkeypatch):
     monkeypatch.setattr(pm, "fallback_node_due_to_unsupported_type", lambda *a, **k: False)
 
 
+@pytest.mark.parametrize("mode", list(QUANT_OPS))
 @pytest.mark.parametrize("tokens", [1, 7, 64])
-def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
+def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
     from vllm.compilation.passes.fusion.custom_fp8_fusion import CustomFp8FusionPass
     from vllm.compilation.passes.ir.lowering_pass import VllmIRLoweringPass
     from vllm.compilation.passes.utility.noop_elimination import NoOpEliminationPass
@@ -111,7 +132,7 @@ def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
 
     config = VllmConfig(compilation_config=CompilationConfig(
         mode=CompilationMode.VLLM_COMPILE, custom_ops=["none"]))
-    module = ThreeProjections(hidden=256, intermediate=512)
+    module = ThreeProjections(hidden=256, intermediate=512, mode=mode)
     g = torch.Generator().manual_seed(tokens)
     x = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
     residual = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
@@ -136,8 +157,9 @@ def test_fusion_pass_replaces_every_quant(tokens, cpu_fp8_matching):
 
     code = "\n".join(graphs)
     assert fusion.matched_count == 3, code
-    assert "dynamic_per_token_scaled_fp8_quant" not in code, code
-    for op in FUSED:
+    standalone, fused = QUANT_OPS[mode]
+    assert f"_custom_fp8.{standalone}" not in code, code
+    for op in fused:
         assert op in code, code
     torch.testing.assert_close(out, want_out, rtol=0, atol=0)
     torch.testing.assert_close(res, want_res, rtol=0, atol=0)

@@ -5,15 +5,15 @@ fork's FP8 kernels (custom_fp8).
 The fork's kernel classes quantize each projection's input with
 torch.ops._custom_fp8 quant ops, which Inductor cannot fuse. This pass
 rewrites, in the post-grad graph,
-    vllm_ir.rms_norm            -> _custom_fp8 per-token quant
-    vllm_ir.fused_add_rms_norm  -> _custom_fp8 per-token quant
-    SiLU-and-mul (native or _C) -> _custom_fp8 per-token quant
+    vllm_ir.rms_norm            -> _custom_fp8 quant (per-token or static)
+    vllm_ir.fused_add_rms_norm  -> _custom_fp8 quant (per-token or static)
+    SiLU-and-mul (native or _C) -> _custom_fp8 quant (per-token or static)
 into one _custom_fp8 fused producer each (rms_norm_dynamic_per_token_fp8_quant,
-silu_and_mul_dynamic_per_token_fp8_quant), whose codes and scales feed the
-same GEMM. So qkv_proj, gate_up_proj and down_proj get no standalone quant
-kernel. Per-token is the activation scheme upstream (and the fork) use for
-dynamic FP8 on the H100; static and per-token-group inputs keep their
-separate quant for now.
+rms_norm_static_fp8_quant, silu_and_mul_...), whose codes (and scales) feed
+the same GEMM. So qkv_proj, gate_up_proj and down_proj get no standalone
+quant kernel. Per-token is the scheme upstream (and the fork) use for
+dynamic FP8 on the H100, static per-tensor that of checkpoints with input
+scales; per-token-group (block FP8) inputs keep their separate quant.
 
 Numerics: the fused producers round where Inductor's code for vLLM's native
 RMSNorm and SiLU-and-mul rounds (once; docs/numerics.md, "Fused
@@ -25,6 +25,8 @@ VLLM_CUSTOM_FP8_FUSION=0 turns it off. Registered by the patch series in
 vllm/compilation/passes/pass_manager.py.
 """
 
+import dataclasses
+import inspect
 import os
 
 import torch
@@ -47,9 +49,23 @@ FP8 = torch.float8_e4m3fn
 EPSILONS = (1e-5, 1e-6)  # Llama, Qwen2
 
 _ops = torch.ops._custom_fp8
-PER_TOKEN_QUANT = _ops.dynamic_per_token_scaled_fp8_quant.default
-RMS_NORM_PER_TOKEN_QUANT = _ops.rms_norm_dynamic_per_token_fp8_quant.default
-SILU_MUL_PER_TOKEN_QUANT = _ops.silu_and_mul_dynamic_per_token_fp8_quant.default
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleMode:
+    """An activation scale mode: the quant op the fork's kernel class leaves
+    in the graph, and the fused producers that replace producer + quant."""
+    quant: torch._ops.OpOverload
+    rms_norm: torch._ops.OpOverload
+    silu_and_mul: torch._ops.OpOverload
+    static: bool  # the scale is the layer's input_scale, not an output
+
+
+PER_TOKEN = ScaleMode(_ops.dynamic_per_token_scaled_fp8_quant.default,
+                      _ops.rms_norm_dynamic_per_token_fp8_quant.default,
+                      _ops.silu_and_mul_dynamic_per_token_fp8_quant.default, static=False)
+STATIC = ScaleMode(_ops.static_scaled_fp8_quant.default, _ops.rms_norm_static_fp8_quant.default,
+                   _ops.silu_and_mul_static_fp8_quant.default, static=True)
 
 
 def fusion_enabled() -> bool:
@@ -63,79 +79,96 @@ def _empty_bf16(*shape: int) -> torch.Tensor:
     return torch.empty(*shape, dtype=torch.bfloat16)
 
 
-def _outputs(x: torch.Tensor, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The FP8 codes [T, cols] and per-token scales [T, 1] for rows of x."""
-    return (torch.empty((x.shape[0], cols), dtype=FP8, device=x.device),
-            torch.empty((x.shape[0], 1), dtype=torch.float32, device=x.device))
+def _quant_into(mode: ScaleMode, op, x: torch.Tensor, cols: int, scale, n_out: int, **args):
+    """auto_functionalized `op` (a quant or a fused producer) writing the codes
+    [T, cols] of x's rows, and for per-token their scales [T, 1]: the first
+    n_out mutated outputs (codes, scales, then residual where op updates it)."""
+    out = torch.empty((x.shape[0], cols), dtype=FP8, device=x.device)
+    if not mode.static:
+        scale = torch.empty((x.shape[0], 1), dtype=torch.float32, device=x.device)
+        args["scale_ub"] = None
+    return auto_functionalized(op, out=out, input=x, scale=scale, **args)[1:1 + n_out]
 
 
-def _per_token_quant(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The graph the fork's kernel class leaves for a per-token quant of x [T, K]
-    (vllm.custom_fp8.scaled_fp8_quant, functionalized)."""
-    out, scale = _outputs(x, x.shape[-1])
-    at = auto_functionalized(PER_TOKEN_QUANT, out=out, input=x, scale=scale, scale_ub=None)
-    return at[1], at[2]
+def _quant(mode: ScaleMode, x: torch.Tensor, scale) -> tuple:
+    """The graph the fork's kernel class leaves for the quant of x [T, K]
+    (vllm.custom_fp8.scaled_fp8_quant, functionalized): (codes, scales), or
+    (codes,) with a static scale."""
+    return _quant_into(mode, mode.quant, x, x.shape[-1], scale, 1 if mode.static else 2)
 
 
-def register_rms_norm(epsilon: float, patterns: PatternMatcherPass) -> None:
-    def pattern(x: torch.Tensor, weight: torch.Tensor):
-        return _per_token_quant(vllm.ir.ops.rms_norm(x, weight, epsilon))
+def _register(mode: ScaleMode, pattern, replacement, example_inputs: list,
+              patterns: PatternMatcherPass) -> None:
+    """Registers pattern -> replacement, both written as f(*inputs, scale).
+    In static mode the scale (the layer's input_scale) is a pattern input; in
+    per-token mode it is not (the quant writes it), so both get a signature
+    without it: the pattern matcher names its inputs by the signature."""
+    if mode.static:
+        example_inputs = [*example_inputs, torch.empty(1, dtype=torch.float32)]
+    else:
+        def drop_scale(fn):
+            def without_scale(*args):
+                return fn(*args, None)
+            params = list(inspect.signature(fn).parameters.values())[:-1]
+            without_scale.__signature__ = inspect.Signature(params)
+            return without_scale
 
-    def replacement(x: torch.Tensor, weight: torch.Tensor):
-        out, scale = _outputs(x, x.shape[-1])
-        at = auto_functionalized(RMS_NORM_PER_TOKEN_QUANT, out=out, input=x, weight=weight,
-                                 scale=scale, epsilon=epsilon, scale_ub=None, residual=None)
-        return at[1], at[2]
-
-    pm.register_replacement(pattern, replacement, [_empty_bf16(5, 16), _empty_bf16(16)],
-                            pm.fwd_only, patterns)
+        pattern, replacement = drop_scale(pattern), drop_scale(replacement)
+    pm.register_replacement(pattern, replacement, example_inputs, pm.fwd_only, patterns)
 
 
-def register_fused_add_rms_norm(epsilon: float, patterns: PatternMatcherPass) -> None:
-    def pattern(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor):
+def register_rms_norm(mode: ScaleMode, epsilon: float, patterns: PatternMatcherPass) -> None:
+    def pattern(x, weight, scale):
+        return _quant(mode, vllm.ir.ops.rms_norm(x, weight, epsilon), scale)
+
+    def replacement(x, weight, scale):
+        return _quant_into(mode, mode.rms_norm, x, x.shape[-1], scale, 1 if mode.static else 2,
+                           weight=weight, epsilon=epsilon, residual=None)
+
+    _register(mode, pattern, replacement, [_empty_bf16(5, 16), _empty_bf16(16)], patterns)
+
+
+def register_fused_add_rms_norm(mode: ScaleMode, epsilon: float,
+                                patterns: PatternMatcherPass) -> None:
+    def pattern(x, residual, weight, scale):
         normed, residual = vllm.ir.ops.fused_add_rms_norm(x, residual, weight, epsilon)
-        return (*_per_token_quant(normed), residual)
+        return (*_quant(mode, normed, scale), residual)
 
-    def replacement(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor):
-        out, scale = _outputs(x, x.shape[-1])
-        at = auto_functionalized(RMS_NORM_PER_TOKEN_QUANT, out=out, input=x, weight=weight,
-                                 scale=scale, epsilon=epsilon, scale_ub=None,
-                                 residual=residual)
-        return at[1], at[2], at[3]
+    def replacement(x, residual, weight, scale):
+        return _quant_into(mode, mode.rms_norm, x, x.shape[-1], scale, 2 if mode.static else 3,
+                           weight=weight, epsilon=epsilon, residual=residual)
 
-    pm.register_replacement(
-        pattern, replacement, [_empty_bf16(5, 16), _empty_bf16(5, 16), _empty_bf16(16)],
-        pm.fwd_only, patterns)
+    _register(mode, pattern, replacement,
+              [_empty_bf16(5, 16), _empty_bf16(5, 16), _empty_bf16(16)], patterns)
 
 
-def register_silu_and_mul(patterns: PatternMatcherPass) -> None:
+def register_silu_and_mul(mode: ScaleMode, patterns: PatternMatcherPass) -> None:
     silu_and_mul = MatcherSiluAndMul()
 
-    def pattern(x: torch.Tensor):
-        return _per_token_quant(silu_and_mul(x))
+    def pattern(x, scale):
+        return _quant(mode, silu_and_mul(x), scale)
 
-    def replacement(x: torch.Tensor):
-        out, scale = _outputs(x, x.shape[-1] // 2)
-        at = auto_functionalized(SILU_MUL_PER_TOKEN_QUANT, out=out, input=x, scale=scale,
-                                 scale_ub=None)
-        return at[1], at[2]
+    def replacement(x, scale):
+        return _quant_into(mode, mode.silu_and_mul, x, x.shape[-1] // 2, scale,
+                           1 if mode.static else 2)
 
-    pm.register_replacement(pattern, replacement, [_empty_bf16(5, 32)], pm.fwd_only, patterns)
+    _register(mode, pattern, replacement, [_empty_bf16(5, 32)], patterns)
 
 
 class CustomFp8FusionPass(VllmPatternMatcherPass):
-    """RMSNorm / fused-add RMSNorm / SiLU-and-mul + the fork's per-token quant
-    -> the fork's fused producer."""
+    """RMSNorm / fused-add RMSNorm / SiLU-and-mul + the fork's per-token or
+    static quant -> the fork's fused producer."""
 
     @enable_fake_mode
     def __init__(self, config: VllmConfig) -> None:
         super().__init__(config)
         self.patterns = PatternMatcherPass(pass_name="custom_fp8_fusion_pass")
-        for epsilon in EPSILONS:
-            # fused-add first: the plain RMSNorm pattern is a subset of it
-            register_fused_add_rms_norm(epsilon, self.patterns)
-            register_rms_norm(epsilon, self.patterns)
-        register_silu_and_mul(self.patterns)
+        for mode in (PER_TOKEN, STATIC):
+            for epsilon in EPSILONS:
+                # fused-add first: the plain RMSNorm pattern is a subset of it
+                register_fused_add_rms_norm(mode, epsilon, self.patterns)
+                register_rms_norm(mode, epsilon, self.patterns)
+            register_silu_and_mul(mode, self.patterns)
         self.dump_patterns(config, self.patterns)
 
     @VllmInductorPass.time_and_log
@@ -144,5 +177,5 @@ class CustomFp8FusionPass(VllmPatternMatcherPass):
         logger.debug("custom_fp8 fusion: replaced %s patterns", self.matched_count)
 
     def uuid(self) -> str:
-        return self.hash_source(self, _per_token_quant, _outputs, register_rms_norm,
+        return self.hash_source(self, _quant_into, _quant, _register, register_rms_norm,
                                 register_fused_add_rms_norm, register_silu_and_mul)
