@@ -26,7 +26,10 @@ FP8 kinds (KINDS), all made from the same bf16 weights:
 - "ct":       compressed-tensors float-quantized, per-channel weight_scale
               [N, 1], dynamic per-token activations;
 - "block":    quant_method fp8, weight_block_size [128, 128], weight_scale_inv
-              [N/128, K/128].
+              [N/128, K/128];
+- "static":   as "fp8" with activation_scheme static: a scalar float32
+              input_scale per projection, calibrated (calibrated_input_scales)
+              on the float64 forward of the bf16 checkpoint.
 """
 
 import json
@@ -43,7 +46,12 @@ BLOCK = 128
 # tied models grow, spreads the logits over a few units as the untied one does.
 FINAL_NORM_TIED = 6.0
 
-KINDS = ("online", "fp8", "ct", "block")
+KINDS = ("online", "fp8", "ct", "block", "static")
+# Calibration of the static kind's input scales: random prompts (not the
+# tests' own) and a margin over their activations' amax, as calibration
+# tools leave room for unseen inputs.
+CALIBRATION_PROMPTS = (64, 64, 64, 64)
+CALIBRATION_MARGIN = 2.0
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -177,6 +185,7 @@ def quantize_block(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 QUANT_CONFIGS = {
     "fp8": {"quant_method": "fp8", "activation_scheme": "dynamic"},
+    "static": {"quant_method": "fp8", "activation_scheme": "static"},
     "block": {"quant_method": "fp8", "activation_scheme": "dynamic",
               "weight_block_size": [BLOCK, BLOCK]},
     "ct": {
@@ -192,20 +201,51 @@ QUANT_CONFIGS = {
 }
 
 
-def quantized_weights(weights: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+def calibrated_input_scales(bf16_path: Path) -> dict[str, torch.Tensor]:
+    """{projection name: input_scale}: CALIBRATION_MARGIN x the amax of the
+    projection's input over CALIBRATION_PROMPTS random prompts, / 448, from the
+    float64 forward (reference.py) of the bf16 checkpoint at BF16_PATH."""
+    from .reference import ReferenceModel
+
+    class InputAmax(ReferenceModel):
+        amax: dict[str, float] = {}
+
+        def _linear(self, x, name):
+            self.amax[name] = max(self.amax.get(name, 0.0), float(x.abs().max()))
+            return super()._linear(x, name)
+
+    model = InputAmax(bf16_path)
+    model.amax = {}
+    g = torch.Generator().manual_seed(99)
+    for n in CALIBRATION_PROMPTS:
+        model.hidden_states(torch.randint(3, model.cfg["vocab_size"], (n,), generator=g).tolist())
+    return {name: torch.tensor(CALIBRATION_MARGIN * amax / FP8_MAX, dtype=torch.float32)
+            for name, amax in model.amax.items()}
+
+
+def quantized_weights(weights: dict[str, torch.Tensor], kind: str,
+                      input_scales: dict[str, torch.Tensor] | None = None
+                      ) -> dict[str, torch.Tensor]:
     """The checkpoint tensors of an FP8 kind: projection weights as e4m3 codes
-    plus their scales; everything else (embeddings, norms, biases) stays bf16."""
+    plus their scales (and, static kind, INPUT_SCALES' input_scale);
+    everything else (embeddings, norms, biases) stays bf16."""
     quantize, scale_name = {
         "fp8": (quantize_per_tensor, "weight_scale"),
+        "static": (quantize_per_tensor, "weight_scale"),
         "ct": (quantize_per_channel, "weight_scale"),
         "block": (quantize_block, "weight_scale_inv"),
     }[kind]
+    if (kind == "static") != (input_scales is not None):
+        raise ValueError(f"input_scales: needed by the static kind only, kind is {kind!r}")
     out = {}
     for name, w in weights.items():
         if is_projection(name):
             codes, scale = quantize(w)
+            stem = name[: -len("weight")]
             out[name] = codes.contiguous()
-            out[name[: -len("weight")] + scale_name] = scale.contiguous()
+            out[stem + scale_name] = scale.contiguous()
+            if input_scales is not None:
+                out[stem + "input_scale"] = input_scales[stem[:-1]].contiguous()
         else:
             out[name] = w
     return out
@@ -230,8 +270,10 @@ def write_model(root: Path, model: str, kind: str) -> Path:
     weights = bf16_weights(spec)
     if kind in ("bf16", "online"):
         return write_checkpoint(root / f"{model}-bf16", spec, weights)
-    return write_checkpoint(root / f"{model}-{kind}", spec, quantized_weights(weights, kind),
-                            QUANT_CONFIGS[kind])
+    scales = (calibrated_input_scales(write_model(root, model, "bf16")) if kind == "static"
+              else None)
+    return write_checkpoint(root / f"{model}-{kind}", spec,
+                            quantized_weights(weights, kind, scales), QUANT_CONFIGS[kind])
 
 
 def engine_kwargs(kind: str) -> dict:

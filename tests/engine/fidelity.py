@@ -84,8 +84,8 @@ def weights_rounded_again(kind: str, path) -> list[str]:
     """The projections (by name) whose weights the engine rounds to FP8 once
     more than the reference (which uses the checkpoint's codes exactly):
     online: every one (the engine quantizes the bf16 weights);
-    fp8: each fused q/k/v or gate/up shard whose scale is not its group's
-         largest (requantize_with_max_scale; the largest keeps its codes);
+    fp8, static: each fused q/k/v or gate/up shard whose scale is not its
+         group's largest (requantize_with_max_scale; the largest keeps its codes);
     ct, block: none."""
     from safetensors.torch import load_file
 
@@ -95,7 +95,7 @@ def weights_rounded_again(kind: str, path) -> list[str]:
         return stems
     if kind in ("ct", "block"):
         return []
-    assert kind == "fp8", kind
+    assert kind in ("fp8", "static"), kind
     out = []
     for stem in stems:
         parent, proj = stem.rsplit(".", 1)

