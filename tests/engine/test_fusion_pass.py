@@ -30,23 +30,32 @@ QUANT_OPS = {
                   ("rms_norm_dynamic_per_token_fp8_quant", "silu_and_mul_dynamic_per_token_fp8_quant")),
     "static": ("static_scaled_fp8_quant",
                ("rms_norm_static_fp8_quant", "silu_and_mul_static_fp8_quant")),
+    "group": ("per_token_group_fp8_quant",
+              ("rms_norm_per_token_group_fp8_quant", "silu_and_mul_per_token_group_fp8_quant")),
 }
 
 
 class ThreeProjections(torch.nn.Module):
     """RMSNorm -> qkv, fused-add RMSNorm -> gate_up, SiLU-and-mul -> down, each
-    through the fork's layer dispatch (quant + GEMM) with per-token or static
-    per-tensor activations."""
+    through the fork's layer dispatch (quant + GEMM) with per-token, static
+    per-tensor or (block FP8) 1 x 128 group activations."""
 
     def __init__(self, hidden: int, intermediate: int, mode: str):
         super().__init__()
         g = torch.Generator().manual_seed(0)
-        self.static = mode == "static"
+        self.mode = mode
         # static input scales: the amax of each projection's input is a few units
         self.in_qkv, self.in_up, self.in_down = (torch.tensor([a / 448]) for a in (6.0, 8.0, 40.0))
 
         def weight(n, k):
+            """[K, N] codes and their scales: per output channel [1, N], or
+            (group mode) per 128 x 128 block, [K/128, N/128]."""
             w = torch.randn(n, k, generator=g) * 0.05
+            if mode == "group":
+                blocks = w.view(n // 128, 128, k // 128, 128)
+                scale = blocks.abs().amax(dim=(1, 3)) / 448
+                codes = (blocks / scale[:, None, :, None]).to(torch.float8_e4m3fn).view(n, k)
+                return codes.t(), scale.t()
             scale = w.abs().amax(dim=1, keepdim=True) / 448
             return (w / scale).to(torch.float8_e4m3fn).t(), scale.reshape(1, -1).float()
 
@@ -62,10 +71,12 @@ class ThreeProjections(torch.nn.Module):
         from vllm.model_executor.layers.activation import SiluAndMul
 
         def linear(x, w, w_scale, in_scale):
-            if self.static:
+            if self.mode == "static":
                 return fp8_linear(x, w, w_scale, ActivationScheme.STATIC_TENSOR,
                                   input_scale=in_scale)
-            return fp8_linear(x, w, w_scale, ActivationScheme.DYNAMIC_TOKEN)
+            scheme = {"per_token": ActivationScheme.DYNAMIC_TOKEN,
+                      "group": ActivationScheme.DYNAMIC_GROUP}[self.mode]
+            return fp8_linear(x, w, w_scale, scheme)
 
         h = linear(vllm.ir.ops.rms_norm(x, self.norm1, EPS), self.w_qkv, self.s_qkv, self.in_qkv)
         normed, residual = vllm.ir.ops.fused_add_rms_norm(h, residual, self.norm2, EPS)
@@ -79,10 +90,15 @@ class ThreeProjections(torch.nn.Module):
         import vllm.custom_fp8 as cf8
 
         def gemm(q, scale, w, w_scale):
+            if self.mode == "group":
+                return cf8.block_scaled_mm(q, w, scale, w_scale, torch.bfloat16)
             return cf8.scaled_mm(q, w, scale, w_scale, torch.bfloat16)
 
         def scale(in_scale):
-            return {"scale": in_scale} if self.static else {}
+            """The fused API's arguments for the module's scale mode."""
+            return {"static": {"scale": in_scale}, "per_token": {},
+                    "group": {"group_size": 128, "column_major_scales": True,
+                              "tma_aligned_scales": True}}[self.mode]
 
         h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, EPS, **scale(self.in_qkv)),
                  self.w_qkv, self.s_qkv)

@@ -82,7 +82,7 @@ for stage in "$@"; do
     profile)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
       # E2E_FUSION=0: without the fork's fusion pass (VLLM_CUSTOM_FP8_FUSION);
-      # E2E_PROFILE_KIND: the checkpoint kind (fp8; static: the static fusion patterns)
+      # E2E_PROFILE_KIND: the checkpoint kind (fp8; static, block: those fusion patterns)
       VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-1} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
           python3 tools/gpu/e2e.py profile --root $CKPT --kind ${E2E_PROFILE_KIND:-fp8} \
           --out "$OUT/profile.json" > /tmp/profile.log 2>&1
