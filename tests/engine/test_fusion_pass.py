@@ -44,6 +44,7 @@ class ThreeProjections(torch.nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.mode = mode
+        self.eps = EPS
         # static input scales: the amax of each projection's input is a few units
         self.in_qkv, self.in_up, self.in_down = (torch.tensor([a / 448]) for a in (6.0, 8.0, 40.0))
 
@@ -78,8 +79,9 @@ class ThreeProjections(torch.nn.Module):
                       "group": ActivationScheme.DYNAMIC_GROUP}[self.mode]
             return fp8_linear(x, w, w_scale, scheme)
 
-        h = linear(vllm.ir.ops.rms_norm(x, self.norm1, EPS), self.w_qkv, self.s_qkv, self.in_qkv)
-        normed, residual = vllm.ir.ops.fused_add_rms_norm(h, residual, self.norm2, EPS)
+        h = linear(vllm.ir.ops.rms_norm(x, self.norm1, self.eps), self.w_qkv, self.s_qkv,
+                   self.in_qkv)
+        normed, residual = vllm.ir.ops.fused_add_rms_norm(h, residual, self.norm2, self.eps)
         up = linear(normed, self.w_up, self.s_up, self.in_up)
         out = linear(SiluAndMul.forward_native(up), self.w_down, self.s_down, self.in_down)
         return out, residual
@@ -100,10 +102,10 @@ class ThreeProjections(torch.nn.Module):
                     "group": {"group_size": 128, "column_major_scales": True,
                               "tma_aligned_scales": True}}[self.mode]
 
-        h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, EPS, **scale(self.in_qkv)),
+        h = gemm(*cf8.rms_norm_fp8_quant(x, self.norm1, self.eps, **scale(self.in_qkv)),
                  self.w_qkv, self.s_qkv)
         residual = residual.clone()
-        up = gemm(*cf8.rms_norm_fp8_quant(h, self.norm2, EPS, residual=residual,
+        up = gemm(*cf8.rms_norm_fp8_quant(h, self.norm2, self.eps, residual=residual,
                                           **scale(self.in_up)), self.w_up, self.s_up)
         return gemm(*cf8.silu_and_mul_fp8_quant(up, **scale(self.in_down)),
                     self.w_down, self.s_down), residual
@@ -138,9 +140,11 @@ def cpu_fp8_matching(monkeypatch):
     monkeypatch.setattr(pm, "fallback_node_due_to_unsupported_type", lambda *a, **k: False)
 
 
-@pytest.mark.parametrize("mode", list(QUANT_OPS))
-@pytest.mark.parametrize("tokens", [1, 7, 64])
-def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
+def compile_unfused_and_fused(module, x, residual):
+    """(the module compiled without the pass, with it, the pass, the graphs'
+    code): outputs and residual of each, through vLLM's post-grad passes in
+    the pass manager's order (fusion, then IR lowering of the remaining norms
+    to their native implementation)."""
     from vllm.compilation.passes.fusion.custom_fp8_fusion import CustomFp8FusionPass
     from vllm.compilation.passes.ir.lowering_pass import VllmIRLoweringPass
     from vllm.compilation.passes.utility.noop_elimination import NoOpEliminationPass
@@ -148,10 +152,6 @@ def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
 
     config = VllmConfig(compilation_config=CompilationConfig(
         mode=CompilationMode.VLLM_COMPILE, custom_ops=["none"]))
-    module = ThreeProjections(hidden=256, intermediate=512, mode=mode)
-    g = torch.Generator().manual_seed(tokens)
-    x = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
-    residual = torch.randn(tokens, 256, generator=g).to(torch.bfloat16)
 
     def run_compiled(passes, graphs):
         torch._dynamo.reset()
@@ -162,16 +162,29 @@ def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
         return compiled(x, res_in)
 
     with set_current_vllm_config(config):
-        want_out, want_res = module.forward_fused(x, residual)
-        # the pass manager's order: fusion passes, then vLLM IR lowering
-        # (the remaining norms to their native implementation)
         noop, lowering = NoOpEliminationPass(config), VllmIRLoweringPass(config)
-        unfused_out, unfused_res = run_compiled([noop, lowering], [])
+        unfused = run_compiled([noop, lowering], [])
         fusion = CustomFp8FusionPass(config)
         graphs = []
-        out, res = run_compiled([noop, fusion, lowering], graphs)
+        fused = run_compiled([noop, fusion, lowering], graphs)
+    return unfused, fused, fusion, "\n".join(graphs)
 
-    code = "\n".join(graphs)
+
+def inputs(tokens: int):
+    g = torch.Generator().manual_seed(tokens)
+    return (torch.randn(tokens, 256, generator=g).to(torch.bfloat16),
+            torch.randn(tokens, 256, generator=g).to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("mode", list(QUANT_OPS))
+@pytest.mark.parametrize("tokens", [1, 7, 64])
+def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
+    module = ThreeProjections(hidden=256, intermediate=512, mode=mode)
+    x, residual = inputs(tokens)
+    want_out, want_res = module.forward_fused(x, residual)
+    (unfused_out, unfused_res), (out, res), fusion, code = compile_unfused_and_fused(
+        module, x, residual)
+
     assert fusion.matched_count == 3, code
     standalone, fused = QUANT_OPS[mode]
     assert f"_custom_fp8.{standalone}" not in code, code
@@ -181,6 +194,21 @@ def test_fusion_pass_replaces_every_quant(tokens, mode, cpu_fp8_matching):
     torch.testing.assert_close(res, want_res, rtol=0, atol=0)
     # and the pass changes nothing: the module compiled without it (Inductor's
     # native producers, then our quant) gives the same bits
+    torch.testing.assert_close(out, unfused_out, rtol=0, atol=0)
+    torch.testing.assert_close(res, unfused_res, rtol=0, atol=0)
+
+
+def test_fusion_pass_leaves_other_epsilons(cpu_fp8_matching):
+    """An RMSNorm epsilon the pass does not know (EPSILONS: Llama's, Qwen2's)
+    keeps its producer + quant (SiLU-and-mul, which has none, is fused), and
+    the outputs stay those of the unfused module."""
+    module = ThreeProjections(hidden=256, intermediate=512, mode="per_token")
+    module.eps = 1e-8
+    x, residual = inputs(7)
+    (unfused_out, unfused_res), (out, res), fusion, code = compile_unfused_and_fused(
+        module, x, residual)
+    assert fusion.matched_count == 1, code
+    assert code.count("_custom_fp8.dynamic_per_token_scaled_fp8_quant") == 2, code
     torch.testing.assert_close(out, unfused_out, rtol=0, atol=0)
     torch.testing.assert_close(res, unfused_res, rtol=0, atol=0)
 
