@@ -52,7 +52,7 @@ def spread(row: dict) -> str:
 
 
 def summary(table: dict) -> list[str]:
-    lines = ["## Summary against the targets", ""]
+    lines = []
     ups = [s for rows in table.values() if (s := speedup(rows, OURS, "vllm_eager_token"))]
     if ups:
         lines.append(f"- Whole layer vs upstream (per-token quant + CUTLASS): geometric mean "
@@ -84,17 +84,15 @@ def summary(table: dict) -> list[str]:
     if q:
         lines.append(f"- Per-token quant alone at M >= 1024: {100 * min(q):.0f}-{100 * max(q):.0f}% "
                      "of a same-size device copy (target >= 90%).")
-    return lines + [""] if len(lines) > 2 else []  # a run without the layer group
+    # none in a run without the layer group
+    return ["## Summary against the targets", ""] + lines + [""] if lines else []
 
 
 def layer_table(table: dict) -> list[str]:
     cols = list(BASELINES)
     head = ["model", "layer", "tp", "M", "floor µs", "ours µs (spread)", "% floor",
             "ours Triton µs"] + [f"÷ {c}" for c in cols]
-    lines = ["## Whole layer (bf16 in -> FP8 quant -> GEMM -> bf16 out), t_graph", "",
-             "`÷ X` = X's time / ours (above 1: ours is faster). Times are medians of "
-             "interleaved repeats; the spread is min-max over the repeats.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table_rows = []
     for (model, proj, tp, m), rows in sorted(table.items()):
         if OURS not in rows:
             continue
@@ -104,16 +102,20 @@ def layer_table(table: dict) -> list[str]:
                  f"{o['t_graph_us']:.1f} ({spread(o)})", f"{o['pct_floor']:.0f}%",
                  f"{tri:.1f}" if tri else "-"]
         cells += [f"{s:.2f}" if (s := speedup(rows, OURS, c)) else "-" for c in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""] if len(lines) > 6 else []
+        table_rows.append("| " + " | ".join(cells) + " |")
+    if not table_rows:
+        return []
+    return (["## Whole layer (bf16 in -> FP8 quant -> GEMM -> bf16 out), t_graph", "",
+             "`÷ X` = X's time / ours (above 1: ours is faster). Times are medians of "
+             "interleaved repeats; the spread is min-max over the repeats.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + table_rows + [""])
 
 
 def component_table(table: dict) -> list[str]:
     head = ["model", "layer", "tp", "M", "GEMM ours µs", "GEMM upstream µs", "÷",
             "quant ours µs", "quant upstream µs", "copy µs", "quant % of copy",
             "block ours µs", "block upstream µs", "÷ block"]
-    lines = ["## Components: the GEMM alone, the per-token quant alone, block FP8", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table_rows = []
 
     def t(rows, k):
         return rows[k]["t_graph_us"] if k in rows else None
@@ -126,11 +128,13 @@ def component_table(table: dict) -> list[str]:
             continue
         f = lambda x: f"{x:.1f}" if x else "-"  # noqa: E731
         r = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
-        lines.append("| " + " | ".join([model, proj, str(tp), str(m), f(g_o), f(g_u), r(g_u, g_o),
-                                        f(q_o), f(q_u), f(cp),
-                                        f"{100 * cp / q_o:.0f}%" if cp and q_o else "-",
-                                        f(b_o), f(b_u), r(b_u, b_o)]) + " |")
-    return lines + [""] if len(lines) > 4 else []
+        table_rows.append("| " + " | ".join([
+            model, proj, str(tp), str(m), f(g_o), f(g_u), r(g_u, g_o), f(q_o), f(q_u), f(cp),
+            f"{100 * cp / q_o:.0f}%" if cp and q_o else "-", f(b_o), f(b_u), r(b_u, b_o)]) + " |")
+    if not table_rows:
+        return []
+    return (["## Components: the GEMM alone, the per-token quant alone, block FP8", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + table_rows + [""])
 
 
 def fused_table(table: dict) -> list[str]:

@@ -208,14 +208,15 @@ def calibrated_input_scales(bf16_path: Path) -> dict[str, torch.Tensor]:
     from .reference import ReferenceModel
 
     class InputAmax(ReferenceModel):
-        amax: dict[str, float] = {}
+        def __init__(self, path: Path):
+            super().__init__(path)
+            self.amax: dict[str, float] = {}
 
         def _linear(self, x, name):
             self.amax[name] = max(self.amax.get(name, 0.0), float(x.abs().max()))
             return super()._linear(x, name)
 
     model = InputAmax(bf16_path)
-    model.amax = {}
     g = torch.Generator().manual_seed(99)
     for n in CALIBRATION_PROMPTS:
         model.hidden_states(torch.randint(3, model.cfg["vocab_size"], (n,), generator=g).tolist())
@@ -263,17 +264,28 @@ def write_checkpoint(path: Path, spec: ModelSpec, tensors: dict[str, torch.Tenso
     return path
 
 
+def write_fp8_checkpoint(path: Path, spec: ModelSpec, weights: dict[str, torch.Tensor],
+                         kind: str, bf16_path: Path) -> Path:
+    """KIND's checkpoint at PATH from the bf16 WEIGHTS (on any device), whose
+    checkpoint is at BF16_PATH (the static kind calibrates its input scales
+    on it)."""
+    scales = calibrated_input_scales(bf16_path) if kind == "static" else None
+    tensors = {k: v.cpu() for k, v in quantized_weights(weights, kind, scales).items()}
+    return write_checkpoint(path, spec, tensors, QUANT_CONFIGS[kind])
+
+
 def write_model(root: Path, model: str, kind: str) -> Path:
     """Write MODEL's checkpoint for KIND ("bf16" or an FP8 kind) under ROOT;
-    "online" is the bf16 checkpoint (quantized by the engine)."""
+    "online" is the bf16 checkpoint (quantized by the engine), written once
+    for the FP8 kinds that need it."""
     spec = MODELS[model]
     weights = bf16_weights(spec)
+    bf16_path = root / f"{model}-bf16"
+    if kind in ("bf16", "online") or not (bf16_path / "model.safetensors").exists():
+        write_checkpoint(bf16_path, spec, weights)
     if kind in ("bf16", "online"):
-        return write_checkpoint(root / f"{model}-bf16", spec, weights)
-    scales = (calibrated_input_scales(write_model(root, model, "bf16")) if kind == "static"
-              else None)
-    return write_checkpoint(root / f"{model}-{kind}", spec,
-                            quantized_weights(weights, kind, scales), QUANT_CONFIGS[kind])
+        return bf16_path
+    return write_fp8_checkpoint(root / f"{model}-{kind}", spec, weights, kind, bf16_path)
 
 
 def engine_kwargs(kind: str) -> dict:

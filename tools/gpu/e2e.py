@@ -88,12 +88,8 @@ def cmd_checkpoints(args) -> int:
         checkpoints.write_checkpoint(checkpoint_dir(root, model, "online"), spec, weights)
         on_gpu = {k: v.to(device) for k, v in weights.items()}
         for kind in KINDS[1:]:
-            scales = (checkpoints.calibrated_input_scales(checkpoint_dir(root, model, "online"))
-                      if kind == "static" else None)
-            q = checkpoints.quantized_weights(on_gpu, kind, scales)
-            checkpoints.write_checkpoint(checkpoint_dir(root, model, kind), spec,
-                                         {k: v.cpu() for k, v in q.items()},
-                                         checkpoints.QUANT_CONFIGS[kind])
+            checkpoints.write_fp8_checkpoint(checkpoint_dir(root, model, kind), spec, on_gpu,
+                                             kind, checkpoint_dir(root, model, "online"))
         del on_gpu
         torch.cuda.empty_cache()
         print(f"E2E checkpoints {model}: {time.perf_counter() - t:.1f} s", flush=True)
