@@ -59,3 +59,21 @@ def test_dequantized_weights_are_the_bf16_weights(model, kind, checkpoint):
     for name in bf16:
         if not checkpoints.is_projection(name):
             assert torch.equal(fp8[name], bf16[name]), name
+
+
+def test_static_kind_and_input_scales_go_together():
+    """quantized_weights wants input scales for the static kind and only there."""
+    weights = checkpoints.bf16_weights(checkpoints.MODELS["llama"])
+    with pytest.raises(ValueError, match="input_scales: needed by the static kind only"):
+        checkpoints.quantized_weights(weights, "static")
+    with pytest.raises(ValueError, match="input_scales: .* kind is 'fp8'"):
+        checkpoints.quantized_weights(weights, "fp8", {})
+
+
+def test_static_input_scales_cover_every_projection(checkpoint):
+    """The calibrated checkpoint has a positive input_scale beside every FP8 weight."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(checkpoint("llama", "static") / "model.safetensors"))
+    stems = [n[: -len("weight")] for n in tensors if checkpoints.is_projection(n)]
+    assert stems and all(float(tensors[s + "input_scale"]) > 0 for s in stems)
