@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
+from vllm.custom_fp8._library import scaled_mm_configs
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
 
 from conftest import DEVICES, FP8, HAS_CUDA_KERNELS, activation, log_uniform, random_fp8
@@ -84,16 +85,9 @@ def test_deterministic(device):
     if device == "cuda":
         a, b = random_fp8(70, 4096, device, 5), random_fp8(4096, 4096, device, 6).t()
         sa, sb = log_uniform((70, 1), 1e-3, 1e-1, device), log_uniform((4096,), 1e-3, 1e-1, device)
-        config = 0
-        while True:
-            try:
-                runs = [cf8.scaled_mm(a, b, sa, sb, torch.bfloat16, config=config) for _ in range(3)]
-            except RuntimeError as e:
-                assert "'config'" in str(e)
-                break
-            assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), config
-            config += 1
-        assert config >= 9
+        for config, name in enumerate(scaled_mm_configs()):
+            runs = [cf8.scaled_mm(a, b, sa, sb, torch.bfloat16, config=config) for _ in range(3)]
+            assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), name
 
 
 class FP8Linear(torch.nn.Module):

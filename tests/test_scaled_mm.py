@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
+from vllm.custom_fp8._library import EXTENSION_PATH, scaled_mm_configs
 
 import reference as ref
-from conftest import (DEVICES, log_uniform, model_shapes, on_gpu_run, poisoned, random_fp8,
-                      without_k_block)
+from conftest import (DEVICES, HAS_CUDA_KERNELS, log_uniform, model_shapes, on_gpu_run, poisoned,
+                      random_fp8, without_k_block)
 from gemm_check import check_gemm
 
 ops = torch.ops._custom_fp8
@@ -30,11 +31,12 @@ def make_operands(m, n, k, device, a_mode, b_mode, with_bias, out_dtype, seed=0,
     return a, b, scale_a, scale_b, bias
 
 
-def run_and_check(m, n, k, device, a_mode, b_mode, with_bias, out_dtype, seed=0, ldb=None):
+def run_and_check(m, n, k, device, a_mode, b_mode, with_bias, out_dtype, seed=0, ldb=None,
+                  config=-1):
     a, b, sa, sb, bias = make_operands(m, n, k, device, a_mode, b_mode, with_bias, out_dtype, seed,
                                        ldb)
     out = poisoned((m, n), out_dtype, device)
-    ops.scaled_mm(out, a, b, sa, sb, bias)
+    cf8.scaled_mm(a, b, sa, sb, out_dtype, bias, out=out, config=config)
     check_gemm(out, ref.scaled_mm(a, b, sa, sb, bias), ref.scaled_mm_abs(a, b, sa, sb), k)
 
 
@@ -77,6 +79,20 @@ def test_model_shapes(device, name, n, k, m):
         pytest.skip("the widest layers are covered on the GPU run")
     with_bias = name.startswith("qwen") and "qkv" in name
     run_and_check(m, n, k, device, "token", "channel", with_bias, torch.bfloat16, seed=m + n)
+
+
+@pytest.mark.skipif(not (HAS_CUDA_KERNELS and cf8.CUDA_BACKEND == "cuda"),
+                    reason="needs the sm_90a library on a GPU")
+@pytest.mark.parametrize("config", scaled_mm_configs() if EXTENSION_PATH.exists() else [])
+@pytest.mark.parametrize("m,n,k", [(1, 272, 1040), (37, 1040, 528), (300, 528, 2064),
+                                   (64, 512, 18944)])
+@pytest.mark.parametrize("out_dtype", OUT_DTYPES)
+def test_every_config(config, m, n, k, out_dtype):
+    """Every compiled configuration, not only the ones the dispatch picks:
+    ragged M, N and K tails (against 16-512 wide tiles and 128/256-deep
+    k-tiles) and the longest K, with per-token, per-channel scales and a bias."""
+    run_and_check(m, n, k, "cuda", "token", "channel", True, out_dtype, seed=m + k,
+                  config=scaled_mm_configs().index(config))
 
 
 @pytest.mark.parametrize("device", DEVICES)

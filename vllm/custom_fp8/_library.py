@@ -14,6 +14,7 @@ the functional API in __init__.py allocates them.
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -92,6 +93,20 @@ def _load_extension() -> bool:
                        EXTENSION_PATH, e)
         return False
     return True
+
+
+def build_info() -> dict[str, str]:
+    """The record the CUDA library carries (CMakeLists.txt): source_hash,
+    cuda_archs, and scaled_mm_configs (the GEMM configurations in the id
+    order of scaled_mm's `config` argument)."""
+    m = re.search(rb"CUSTOM_FP8_BUILD_INFO:([^\0]*)", EXTENSION_PATH.read_bytes())
+    if m is None:
+        raise RuntimeError(f"{EXTENSION_PATH} carries no build info")
+    return dict(kv.split("=", 1) for kv in m.group(1).decode().strip(";").split(";"))
+
+
+def scaled_mm_configs() -> list[str]:
+    return [c for c in build_info()["scaled_mm_configs"].split(",") if c]
 
 
 def _register_triton() -> None:

@@ -95,6 +95,23 @@ __global__ void padding_rows_kernel(uint8_t* __restrict__ out, ScaleArgs sa, int
   }
 }
 
+// Per-token mode: the row's scale from each thread's amax (a block
+// reduction: every thread calls it), written by thread 0 and returned to all.
+__device__ __forceinline__ float write_row_scale(float amax, int64_t row, const ScaleArgs& sa) {
+  const float scale = per_token_scale(block_max(amax), sa.given);
+  if (threadIdx.x == 0) sa.scales[row * sa.row_stride] = scale;
+  return scale;
+}
+
+// Per-token mode: the codes of one chunk, y / scale, stored at column c.
+template <bool kAligned>
+__device__ __forceinline__ void store_codes(uint8_t* __restrict__ out_row, int64_t c, int64_t k,
+                                            float (&y)[kChunk], float scale) {
+#pragma unroll
+  for (int i = 0; i < kChunk; ++i) y[i] = clamp_fp8(y[i] / scale);
+  store_chunk<kAligned>(out_row, c, k, y);
+}
+
 // Quantizes row `row` of out [M', k]. produce(col, y, final_pass) writes the
 // producer's values for columns [col, col + 8) (zeros past k); final_pass is
 // true on the last read of each chunk, where a producer with a side output
@@ -126,15 +143,11 @@ __device__ __forceinline__ void quantize_row(uint8_t* __restrict__ out_row, int6
           for (int i = 0; i < kChunk; ++i) amax = fmaxf(amax, fabsf(cached[j][i]));
         }
       }
-      const float scale = per_token_scale(block_max(amax), sa.given);
-      if (threadIdx.x == 0) sa.scales[row * sa.row_stride] = scale;
+      const float scale = write_row_scale(amax, row, sa);
 #pragma unroll
       for (int j = 0; j < kCachedChunks; ++j) {
-        if (first + j * step < k) {
-#pragma unroll
-          for (int i = 0; i < kChunk; ++i) cached[j][i] = clamp_fp8(cached[j][i] / scale);
-          store_chunk<kAligned>(out_row, first + j * step, k, cached[j]);
-        }
+        if (first + j * step < k)
+          store_codes<kAligned>(out_row, first + j * step, k, cached[j], scale);
       }
       return;
     }
@@ -143,13 +156,10 @@ __device__ __forceinline__ void quantize_row(uint8_t* __restrict__ out_row, int6
 #pragma unroll
       for (int i = 0; i < kChunk; ++i) amax = fmaxf(amax, fabsf(y[i]));
     }
-    const float scale = per_token_scale(block_max(amax), sa.given);
-    if (threadIdx.x == 0) sa.scales[row * sa.row_stride] = scale;
+    const float scale = write_row_scale(amax, row, sa);
     for (int64_t c = first; c < k; c += step) {
       produce(c, y, true);
-#pragma unroll
-      for (int i = 0; i < kChunk; ++i) y[i] = clamp_fp8(y[i] / scale);
-      store_chunk<kAligned>(out_row, c, k, y);
+      store_codes<kAligned>(out_row, c, k, y, scale);
     }
   } else {
     // k % 128 == 0 and step % 128 == 0: the 16 threads of a group (an aligned

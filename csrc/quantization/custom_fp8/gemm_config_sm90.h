@@ -2,6 +2,8 @@
 // block-scaled GEMM dispatch tables.
 #pragma once
 
+#include "cute/tensor.hpp"
+
 namespace custom_fp8::sm90 {
 
 // One GEMM configuration: what a dispatch table picks per shape.
@@ -14,6 +16,12 @@ struct GemmConfig {
   using EpilogueSchedule = EpilogueSchedule_;  // epilogue warp specialization
   using TileScheduler = TileScheduler_;        // void: the schedule's default; or stream-K
   static constexpr bool kSwapAB = kSwapAB_;    // M' = N, N' = M (small M)
+  // K depth between two float32 promotions of the FP8 tensor-core partial
+  // sums in the scaled GEMM's main loop: one k-tile, unless a configuration
+  // asks for a multiple of it (fewer waits on the tensor cores, longer
+  // reduced-precision chains). The block-scaled GEMM applies its scales per
+  // 128-deep k-tile and ignores it.
+  static constexpr int kPromoteEveryK = cute::size<2>(TileShape{});
 };
 
 // A CUTLASS kernel under our name: cutlass::device_kernel<custom_fp8::sm90::

@@ -1,7 +1,7 @@
 // The Hopper (sm_90a) FP8 GEMM with the dequant fused into its epilogue:
 //   out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias
 // CUTLASS 3.x collectives: TMA loads, warp-specialized WGMMA main loop with
-// float32 promotion of the FP8 accumulators every k-tile, and an epilogue
+// float32 promotion of the FP8 accumulators every 128 or 256 of K, and an epilogue
 // visitor tree (EVT) that applies the scales and bias in float32 before one
 // rounding to bf16/fp16 and a TMA store.
 //
@@ -33,9 +33,13 @@ template <class ElementD_, class Config>
 struct ScaledMmKernel {
   using ElementAB = cutlass::float_e4m3_t;  // A and B: e4m3 codes
   using ElementD = ElementD_;                // output: bfloat16_t or half_t
-  using ElementAcc = float;                  // accumulators (promoted every k-tile)
+  using ElementAcc = float;                  // accumulators (promoted every kPromoteEveryK)
   using TileShape = typename Config::TileShape;
   static constexpr bool kSwapAB = Config::kSwapAB;
+  // The main loop counts its promotion interval in 32-deep FP8 MMAs.
+  static constexpr uint32_t kPromotionInterval = Config::kPromoteEveryK / 32;
+  static_assert(Config::kPromoteEveryK % size<2>(TileShape{}) == 0,
+                "promotion happens between k-tiles");
 
   // Problem operands, both K-major as FP8 WGMMA needs. No swap: A' = a,
   // B' = b, D' = out (row-major). Swap: A' = b^T (the [N, K] weight),
@@ -111,7 +115,7 @@ void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   typename GemmKernel::Arguments args{
       cutlass::gemm::GemmUniversalMode::kGemm,
       kSwap ? make_shape(n, m, k, 1) : make_shape(m, n, k, 1),
-      {kSwap ? b : a, strides.a, kSwap ? a : b, strides.b},
+      {kSwap ? b : a, strides.a, kSwap ? a : b, strides.b, Kernel::kPromotionInterval},
       {{scale_a, {scale_b, {}, {}}, bias, {}},
        nullptr, strides.d, static_cast<ElementD*>(p.out), strides.d}};
   run_gemm<Gemm>("custom_fp8.scaled_mm", args, p.workspace, p.m, p.n, p.k, stream);

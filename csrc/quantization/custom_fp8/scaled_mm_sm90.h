@@ -26,17 +26,28 @@ struct ScaledMmArgs {
 // The compiled kernel configurations, in id order (the `config` argument of
 // the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
 // defines each). swap_*: computes out^T (small M); *_streamk: stream-K
-// (deterministic reduction) for too few tiles to fill the GPU.
-#define CUSTOM_FP8_SCALED_MM_CONFIGS(X) \
-  X(swap_64x16x128)                     \
-  X(swap_64x32x128)                     \
-  X(swap_64x64x128)                     \
-  X(swap_128x16x128_streamk)            \
-  X(swap_128x32x128_streamk)            \
-  X(swap_128x64x128_streamk)            \
-  X(tile_64x128x128_pingpong)           \
-  X(tile_128x128x128)                   \
-  X(tile_128x128x128_streamk)
+// (deterministic reduction) for too few tiles to fill the GPU; *_promote256:
+// float32 promotion every 256 of K instead of every 128-deep k-tile. New
+// configurations go at the end: the ids of the old ones stay valid.
+#define CUSTOM_FP8_SCALED_MM_CONFIGS(X)  \
+  X(swap_64x16x128)                      \
+  X(swap_64x32x128)                      \
+  X(swap_64x64x128)                      \
+  X(swap_128x16x128_streamk)             \
+  X(swap_128x32x128_streamk)             \
+  X(swap_128x64x128_streamk)             \
+  X(tile_64x128x128_pingpong)            \
+  X(tile_128x128x128)                    \
+  X(tile_128x128x128_streamk)            \
+  X(swap_64x16x256)                      \
+  X(swap_64x32x256)                      \
+  X(swap_64x64x256)                      \
+  X(swap_128x16x128_streamk_promote256)  \
+  X(swap_128x32x128_streamk_promote256)  \
+  X(swap_128x64x128_streamk_promote256)  \
+  X(tile_64x128x128_pingpong_promote256) \
+  X(tile_128x128x128_promote256)         \
+  X(tile_128x128x128_streamk_promote256)
 
 #define CUSTOM_FP8_CONFIG_NAME(name) #name ","
 // "swap_64x16x128,swap_64x32x128,...," (the library's build info lists it)

@@ -3,10 +3,11 @@
 // shape is decided in scaled_mm_dispatch.cu; device code is in
 // scaled_mm_sm90.cuh.
 //
-// Every configuration keeps the FP8 accumulators' float32 promotion every
-// 128-deep k-tile, so no consumer warpgroup owns more than 64 x 128
-// accumulators (twice that in registers with the promotion buffer): larger
-// per-warpgroup tiles spill.
+// Every configuration promotes the FP8 tensor-core partial sums to float32
+// every 128 or 256 of K (the *_promote256 variants run the same kernel as
+// their base with a longer promotion interval, a runtime argument), so no
+// consumer warpgroup owns more than 64 x 128 accumulators (twice that in
+// registers with the promotion buffer): larger per-warpgroup tiles spill.
 #pragma once
 
 #include <array>
@@ -31,6 +32,14 @@ struct swap_64x16x128 : GemmConfig<Shape<_64, _16, _128>, Shape<_1, _1, _1>,
 struct swap_64x32x128 : GemmConfig<Shape<_64, _32, _128>, Shape<_1, _1, _1>,
                                    KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
 struct swap_64x64x128 : GemmConfig<Shape<_64, _64, _128>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+// The same with 256-deep k-tiles (half the pipeline barriers and TMA
+// issues per byte; promotion every k-tile, so every 256 of K).
+struct swap_64x16x256 : GemmConfig<Shape<_64, _16, _256>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+struct swap_64x32x256 : GemmConfig<Shape<_64, _32, _256>, Shape<_1, _1, _1>,
+                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
+struct swap_64x64x256 : GemmConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>,
                                    KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
 
 // Swap-AB, stream-K: K is split across the SMs when N / 128 tiles leave most
@@ -58,6 +67,27 @@ struct tile_128x128x128 : GemmConfig<Shape<_128, _128, _128>, Shape<_2, _1, _1>,
 struct tile_128x128x128_streamk
     : GemmConfig<Shape<_128, _128, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
                  TmaWarpSpecializedCooperative, false, StreamKScheduler> {};
+
+// Promotion every 256 of K, every other k-tile: the main loop waits for the
+// tensor cores half as often. Same kernels as above.
+struct swap_128x16x128_streamk_promote256 : swap_128x16x128_streamk {
+  static constexpr int kPromoteEveryK = 256;
+};
+struct swap_128x32x128_streamk_promote256 : swap_128x32x128_streamk {
+  static constexpr int kPromoteEveryK = 256;
+};
+struct swap_128x64x128_streamk_promote256 : swap_128x64x128_streamk {
+  static constexpr int kPromoteEveryK = 256;
+};
+struct tile_64x128x128_pingpong_promote256 : tile_64x128x128_pingpong {
+  static constexpr int kPromoteEveryK = 256;
+};
+struct tile_128x128x128_promote256 : tile_128x128x128 {
+  static constexpr int kPromoteEveryK = 256;
+};
+struct tile_128x128x128_streamk_promote256 : tile_128x128x128_streamk {
+  static constexpr int kPromoteEveryK = 256;
+};
 
 }  // namespace configs
 
