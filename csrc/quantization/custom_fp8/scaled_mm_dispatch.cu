@@ -54,20 +54,22 @@ int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The analytic model: swap-AB while the tokens fit one WGMMA tile; stream-K
 // whenever data-parallel tiles would leave SMs idle for a large part of the
-// last wave.
+// last wave. Promotion every 256 of K wherever the tuner found it faster (all
+// but the decode stream-K kernels, tuned/scaled_mm_h100.json).
 int analytic_config(int64_t m, int64_t n, int64_t /*k*/) {
   const int64_t sms = sm_count();
   if (m <= 64) {
     const int width = m <= 16 ? 0 : m <= 32 ? 1 : 2;  // 16, 32 or 64 tokens per tile
-    constexpr const char* kDataParallel[] = {"swap_64x16x128", "swap_64x32x128", "swap_64x64x128"};
+    constexpr const char* kDataParallel[] = {"swap_64x16x256", "swap_64x32x256", "swap_64x64x256"};
     constexpr const char* kStreamK[] = {"swap_128x16x128_streamk", "swap_128x32x128_streamk",
                                         "swap_128x64x128_streamk"};
     const bool fills_gpu = cdiv(n, 64) >= sms * 3 / 4;
     return config_id(fills_gpu ? kDataParallel[width] : kStreamK[width]);
   }
-  if (m <= 128) return config_id("tile_64x128x128_pingpong");
+  if (m <= 128) return config_id("tile_64x128x128_pingpong_promote256");
   const int64_t tiles = cdiv(m, 128) * cdiv(n, 128);
-  return tiles < 2 * sms ? config_id("tile_128x128x128_streamk") : config_id("tile_128x128x128");
+  return config_id(tiles < 2 * sms ? "tile_128x128x128_streamk_promote256"
+                                   : "tile_128x128x128_promote256");
 }
 
 }  // namespace
