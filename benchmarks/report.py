@@ -221,14 +221,20 @@ def main():
     p.add_argument("--plots", help="directory for the PNG plots")
     args = p.parse_args()
     meta, table = load(args.json)
+    # A results file may join the runs of several device calls (meta["runs"]):
+    # each row's floor then uses the ceilings of its own run.
+    runs = meta.get("runs", [meta])
+    ceilings = "; ".join(f"device copy {r['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 GEMM peak "
+                         f"{r['fp8_peak_flops'] / 1e12:.0f} TFLOP/s" for r in runs)
+    commands = "; ".join(f"`python benchmarks/bench_fp8_linear.py"
+                         f"{''.join(' ' + a for a in r.get('argv', []))}` ({r['date']})"
+                         for r in runs)
     lines = ["# FP8 linear layer benchmark", "",
              f"Measured {meta['date']} on {meta['device']} ({meta['nvidia_smi']}), torch "
              f"{meta['torch']}, CUDA {meta['cuda']}, Triton {meta['triton']}, custom_fp8 backend "
              f"`{meta['custom_fp8_backend']}`, commit `{meta['commit']}`. Ceilings measured in the "
-             f"same run: device copy {meta['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 GEMM peak "
-             f"{meta['fp8_peak_flops'] / 1e12:.0f} TFLOP/s.",
-             f"Command: `python benchmarks/bench_fp8_linear.py{''.join(' ' + a for a in meta.get('argv', []))}` "
-             f"(see its docstring for the method); "
+             f"same run: {ceilings}.",
+             f"Command: {commands} (see its docstring for the method); "
              f"raw data: `{Path(args.json).name}`.", ""]
     lines += summary(table)
     if args.plots:

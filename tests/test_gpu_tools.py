@@ -4,6 +4,7 @@ scripts parse, and the report over the committed H100 results gives the
 tables docs/e2e-h100.md quotes (so a runner or report change cannot silently
 break the next device session)."""
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -52,10 +53,9 @@ def test_profile_results_prove_our_kernels():
         assert r["standalone_quant_launches"] == r["layers"]
 
 
-@pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md"),
-                                         ("h100_fused.json", "benchmarks-fused.md")])
+@pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md")])
 def test_benchmark_docs_are_the_report_of_the_results(tmp_path, results, doc):
-    """docs/benchmarks*.md are benchmarks/report.py over the committed JSON
+    """docs/benchmarks.md is benchmarks/report.py over the committed JSON
     (the plots aside, which need matplotlib)."""
     out = tmp_path / "report.md"
     subprocess.run([sys.executable, str(REPO / "benchmarks/report.py"),
@@ -63,3 +63,32 @@ def test_benchmark_docs_are_the_report_of_the_results(tmp_path, results, doc):
     strip = lambda text: [line for line in text.splitlines()  # noqa: E731
                           if line and not line.startswith("![")]
     assert strip(out.read_text()) == strip((REPO / "docs" / doc).read_text())
+
+
+def test_fidelity_report_verdicts(tmp_path, monkeypatch):
+    """e2e.py fidelity-report on synthetic runs: a fork inside the control
+    pair's band passes, one outside it fails, and the compiled + fusion-pass
+    engine gets its own verdict against upstream."""
+    monkeypatch.syspath_prepend(str(REPO / "tools" / "gpu"))
+    import e2e
+
+    def run(shift: float) -> dict:
+        # one prompt of one position per prompt set, 5 tokens, every logprob moved by shift
+        rows = [[{t: -float(t) - shift for t in range(5)}]]
+        layer = ["model.layers.0.mlp.down_proj", "k", "QuantKey(per_token)"]
+        return {"selected": [["Kernel", "Method"]], "layers": [layer],
+                "logprobs": {name: rows for name in e2e.PROMPT_SETS}}
+
+    upstream = {"llama/online/auto": run(0.0), "llama/online/torch": run(0.1)}
+    for fused_shift, verdict in ((0.12, "pass"), (0.2, "FAIL")):
+        fork = {"llama/online/auto": run(0.05), "llama/online/compiled_fused": run(fused_shift)}
+        paths = {}
+        for name, runs in (("upstream", upstream), ("fork", fork)):
+            paths[name] = tmp_path / f"{name}.json"
+            paths[name].write_text(json.dumps({"runs": runs}))
+        rc = e2e.cmd_fidelity_report(argparse.Namespace(
+            upstream=paths["upstream"], fork=paths["fork"], out=tmp_path / "report.json"))
+        (row,) = json.loads((tmp_path / "report.json").read_text())["rows"]
+        assert row["verdict"] == "pass"  # 0.05 against a band of 1.5 * 0.1
+        assert row["compiled_fused_verdict"] == verdict
+        assert rc == (0 if verdict == "pass" else 1)

@@ -20,7 +20,8 @@ def fidelity_table(report: dict) -> list[str]:
              f"missing from the top-20 at most, or 5), "
              f"the same activation scheme; switched off: identical to upstream.", "",
              "| model | kind | upstream kernel | control (upstream alt.) | fork (ours) | "
-             "fork switched off | scheme | verdict |", "|---|---|---|---|---|---|---|---|"]
+             "fork compiled + fusion pass | fork switched off | scheme | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(d):
         if not d or "mean_abs_dlogp" not in d:
@@ -35,8 +36,11 @@ def fidelity_table(report: dict) -> list[str]:
         if "disabled_identical" in row:
             off += " identical" if row["disabled_identical"] else " DIFFERENT"
         scheme = ", ".join(k.split("scale(")[1].split(")")[0] for k in row.get("fork_act_keys", []))
+        fused = cell(row.get("fork_compiled_fused"))
+        if "compiled_fused_verdict" in row:
+            fused += f" {row['compiled_fused_verdict']}"
         lines.append(f"| {row['model']} | {row['kind']} | {up} | {ctl} | {cell(row.get('fork'))} | "
-                     f"{off} | {scheme or '-'} | {row['verdict']} |")
+                     f"{fused} | {off} | {scheme or '-'} | {row['verdict']} |")
     return lines + [""]
 
 
