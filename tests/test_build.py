@@ -6,6 +6,7 @@ equal to the hash of the tree. Runs wherever the library was built (CI builds
 it with nvcc on a CPU machine); skips where it was not."""
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -44,6 +45,14 @@ def kernels(sass: str) -> dict[str, str]:
     """mangled kernel name -> its SASS."""
     parts = re.split(r"\n\s*Function : (\S+)\n", sass)
     return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_tuned_table_names_compiled_configs():
+    """The dispatch fails at run time on a configuration the library lacks:
+    every choice of the tuned table must be one it compiled."""
+    table = json.loads((SRC / "tuned" / "scaled_mm_h100.json").read_text())
+    missing = {e["config"] for e in table["entries"]} - set(scaled_mm_configs())
+    assert not missing, f"the tuned table picks configurations not compiled: {sorted(missing)}"
 
 
 def test_source_hash_matches_tree():

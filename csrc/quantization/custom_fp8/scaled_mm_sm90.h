@@ -27,21 +27,17 @@ struct ScaledMmArgs {
 // the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
 // defines each). swap_*: computes out^T (small M); *_streamk: stream-K
 // (deterministic reduction) for too few tiles to fill the GPU; *_promote256:
-// float32 promotion every 256 of K instead of every 128-deep k-tile. New
-// configurations go at the end: the ids of the old ones stay valid.
+// float32 promotion every 256 of K instead of every 128-deep k-tile.
 #define CUSTOM_FP8_SCALED_MM_CONFIGS(X)  \
-  X(swap_64x16x128)                      \
-  X(swap_64x32x128)                      \
-  X(swap_64x64x128)                      \
+  X(swap_64x16x256)                      \
+  X(swap_64x32x256)                      \
+  X(swap_64x64x256)                      \
   X(swap_128x16x128_streamk)             \
   X(swap_128x32x128_streamk)             \
   X(swap_128x64x128_streamk)             \
   X(tile_64x128x128_pingpong)            \
   X(tile_128x128x128)                    \
   X(tile_128x128x128_streamk)            \
-  X(swap_64x16x256)                      \
-  X(swap_64x32x256)                      \
-  X(swap_64x64x256)                      \
   X(swap_128x16x128_streamk_promote256)  \
   X(swap_128x32x128_streamk_promote256)  \
   X(swap_128x64x128_streamk_promote256)  \
@@ -50,7 +46,7 @@ struct ScaledMmArgs {
   X(tile_128x128x128_streamk_promote256)
 
 #define CUSTOM_FP8_CONFIG_NAME(name) #name ","
-// "swap_64x16x128,swap_64x32x128,...," (the library's build info lists it)
+// "swap_64x16x256,swap_64x32x256,...," (the library's build info lists it)
 #define CUSTOM_FP8_SCALED_MM_CONFIG_LIST CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_NAME)
 
 int scaled_mm_num_configs();

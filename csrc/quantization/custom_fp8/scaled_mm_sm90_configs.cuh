@@ -4,8 +4,8 @@
 // scaled_mm_sm90.cuh.
 //
 // Every configuration promotes the FP8 tensor-core partial sums to float32
-// every 128 or 256 of K (the *_promote256 variants run the same kernel as
-// their base with a longer promotion interval, a runtime argument), so no
+// every 128 or 256 of K (a *_promote256 variant runs the same kernel as its
+// base with a longer promotion interval, a runtime argument), so no
 // consumer warpgroup owns more than 64 x 128 accumulators (twice that in
 // registers with the promotion buffer): larger per-warpgroup tiles spill.
 #pragma once
@@ -26,15 +26,9 @@ using cutlass::gemm::StreamKScheduler;
 namespace configs {
 
 // Swap-AB, data-parallel: out^T tiles of 64 weight rows x 16/32/64 tokens,
-// one consumer warpgroup. M in (0, 64] when N / 64 tiles fill the GPU.
-struct swap_64x16x128 : GemmConfig<Shape<_64, _16, _128>, Shape<_1, _1, _1>,
-                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
-struct swap_64x32x128 : GemmConfig<Shape<_64, _32, _128>, Shape<_1, _1, _1>,
-                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
-struct swap_64x64x128 : GemmConfig<Shape<_64, _64, _128>, Shape<_1, _1, _1>,
-                                   KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
-// The same with 256-deep k-tiles (half the pipeline barriers and TMA
-// issues per byte; promotion every k-tile, so every 256 of K).
+// one consumer warpgroup, 256-deep k-tiles (promotion every k-tile, so every
+// 256 of K; the 128-deep tiles they replaced were 3-17% slower, 86102e8).
+// M in (0, 64] when N / 64 tiles fill the GPU.
 struct swap_64x16x256 : GemmConfig<Shape<_64, _16, _256>, Shape<_1, _1, _1>,
                                    KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
 struct swap_64x32x256 : GemmConfig<Shape<_64, _32, _256>, Shape<_1, _1, _1>,
