@@ -85,6 +85,18 @@ struct tile_128x128x128_streamk_promote256 : tile_128x128x128_streamk {
 
 }  // namespace configs
 
+// run_scaled_mm of configuration `name` with output ElementD. Every one is
+// compiled once, in the translation unit of its group and dtype
+// (scaled_mm_sm90_{swap,tile}_{bf16,fp16}.cu): four compiler processes, none
+// holding every CUTLASS kernel at once. Elsewhere they are extern.
+#define CUSTOM_FP8_SCALED_MM_RUNNER(name, ElementD) \
+  void run_scaled_mm<ScaledMmKernel<ElementD, configs::name>>(const ScaledMmArgs&, cudaStream_t)
+#define CUSTOM_FP8_EXTERN_RUNNERS(name)                                   \
+  extern template CUSTOM_FP8_SCALED_MM_RUNNER(name, cutlass::bfloat16_t); \
+  extern template CUSTOM_FP8_SCALED_MM_RUNNER(name, cutlass::half_t);
+CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_EXTERN_RUNNERS)
+#undef CUSTOM_FP8_EXTERN_RUNNERS
+
 template <class ElementD>
 void run_config(const ScaledMmArgs& p, int config, cudaStream_t stream) {
   using Runner = void (*)(const ScaledMmArgs&, cudaStream_t);
