@@ -47,12 +47,17 @@ def kernels(sass: str) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2]))
 
 
-def test_tuned_table_names_compiled_configs():
+def test_dispatch_names_compiled_configs():
     """The dispatch fails at run time on a configuration the library lacks:
-    every choice of the tuned table must be one it compiled."""
+    every choice of the tuned table and of the analytic model (the names in
+    scaled_mm_dispatch.cu) must be one it compiled."""
     table = json.loads((SRC / "tuned" / "scaled_mm_h100.json").read_text())
-    missing = {e["config"] for e in table["entries"]} - set(scaled_mm_configs())
-    assert not missing, f"the tuned table picks configurations not compiled: {sorted(missing)}"
+    analytic = re.findall(r'"((?:swap|tile)_\w+)"', (SRC / "scaled_mm_dispatch.cu").read_text())
+    assert analytic, "no configuration names found in scaled_mm_dispatch.cu"
+    for source, names in (("tuned table", {e["config"] for e in table["entries"]}),
+                          ("analytic model", set(analytic))):
+        missing = names - set(scaled_mm_configs())
+        assert not missing, f"the {source} picks configurations not compiled: {sorted(missing)}"
 
 
 def test_source_hash_matches_tree():
