@@ -92,3 +92,33 @@ def test_fidelity_report_verdicts(tmp_path, monkeypatch):
         assert row["verdict"] == "pass"  # 0.05 against a band of 1.5 * 0.1
         assert row["compiled_fused_verdict"] == verdict
         assert rc == (0 if verdict == "pass" else 1)
+
+
+def test_profile_step_time(tmp_path, monkeypatch):
+    """e2e.py's trace reading sums launches and GPU time per kernel, and the
+    report sets the fork's decode step beside upstream's."""
+    monkeypatch.syspath_prepend(str(REPO / "tools" / "gpu"))
+    import e2e
+
+    trace = {"traceEvents": [{"cat": "kernel", "name": "gemm", "dur": 4.0},
+                             {"cat": "kernel", "name": "gemm", "dur": 5.0},
+                             {"cat": "kernel", "name": "quant", "dur": 1.5},
+                             {"cat": "cpu_op", "name": "aten::mm", "dur": 9.0}]}
+    (tmp_path / "old.json").write_text("{}")
+    before = set(tmp_path.glob("*.json"))
+    (tmp_path / "new.json").write_text(json.dumps(trace))
+    launches, us = e2e.kernel_stats(tmp_path, before)
+    assert launches == {"gemm": 2, "quant": 1} and us == {"gemm": 9.0, "quant": 1.5}
+
+    step = {"llama": {"decode_step_gpu_us": 10.5, "decode_step_kernel_us": {"gemm": 9.0}}}
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "profile_upstream.json").write_text(json.dumps(step))
+    shutil.copy(RESULTS / "profile_h100.json", report_dir / "profile.json")
+    fork = json.loads((report_dir / "profile.json").read_text())
+    fork["llama"].update(decode_step_gpu_us=12.0, decode_step_kernel_us={"our_gemm": 10.0})
+    (report_dir / "profile.json").write_text(json.dumps(fork))
+    out = subprocess.run([sys.executable, str(REPO / "tools/gpu/e2e_report.py"), str(report_dir)],
+                         check=True, capture_output=True, text=True).stdout
+    assert "llama: 12.0 µs (fork) vs 10.5 µs (upstream)" in out
+    assert "| upstream | `gemm` | 9.0 |" in out and "| fork | `our_gemm` | 10.0 |" in out

@@ -276,27 +276,35 @@ def cmd_fidelity_report(args) -> int:
 
 # ---------------------------------------------------------------- profile
 
-def kernel_counts(trace_dir: Path, before: set) -> tuple[collections.Counter, Path]:
+def kernel_stats(trace_dir: Path, before: set) -> tuple[collections.Counter, collections.Counter]:
+    """Launches and GPU microseconds per kernel name in the newest trace of
+    trace_dir not in `before`."""
     new = sorted((p for p in trace_dir.glob("*.json") if p not in before),
                  key=lambda p: p.stat().st_mtime)
     if not new:
         raise RuntimeError(f"no profiler trace written to {trace_dir}")
-    trace = json.loads(new[-1].read_text())
-    events = trace.get("traceEvents", [])
-    return collections.Counter(e["name"] for e in events if e.get("cat") == "kernel"), new[-1]
+    launches, us = collections.Counter(), collections.Counter()
+    for e in json.loads(new[-1].read_text()).get("traceEvents", []):
+        if e.get("cat") == "kernel":
+            launches[e["name"]] += 1
+            us[e["name"]] += e.get("dur", 0.0)
+    return launches, us
 
 
 def cmd_profile(args) -> int:
     """One decode step of the compiled, CUDA-graph engine (vLLM's default
     mode), in a torch-profiler trace: the kernels of generating 2 tokens
-    minus those of generating 1 (same prompt length, after a warm-up)."""
+    minus those of generating 1 (same prompt length, after a warm-up), with
+    their GPU time. On the fork's site it checks that our kernels serve every
+    projection; on upstream's it records the same step to compare times."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM, SamplingParams
 
     root, results = Path(args.root), {}
-    from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
-
-    fusion = fusion_enabled()
+    fork = args.site == "fork"
+    if fork:
+        from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
+        fusion = fusion_enabled()
     for model in args.models.split(","):
         trace_dir = Path(args.trace_dir) / model
         trace_dir.mkdir(parents=True, exist_ok=True)
@@ -315,14 +323,24 @@ def cmd_profile(args) -> int:
             return llm.generate([prompt], sp, use_tqdm=False)
 
         generate(4)
-        counts = {}
+        counts, us = {}, {}
         for n in (1, 2):
             before = set(trace_dir.glob("*.json"))
             llm.start_profile()
             generate(n)
             llm.stop_profile()
-            counts[n], _ = kernel_counts(trace_dir, before)
+            counts[n], us[n] = kernel_stats(trace_dir, before)
         decode = counts[2] - counts[1]
+        decode_us = us[2] - us[1]
+        timing = dict(decode_step_gpu_us=round(sum(decode_us.values()), 1),
+                      decode_step_kernel_us={k: round(v, 1) for k, v in decode_us.most_common()})
+        if not fork:
+            results[model] = dict(kind=args.kind, init_s=round(init_s, 1), **timing)
+            print("E2E profile", model, "upstream", timing["decode_step_gpu_us"], "us", flush=True)
+            Path(args.out).write_text(json.dumps(results, indent=1))
+            del llm
+            release_engine_memory()
+            continue
         spec = SPECS[model]
         ours = {k: v for k, v in decode.items() if OUR_KERNEL_TAG in k}
         # upstream's FP8 kernels: its CUTLASS GEMMs and its _C quant kernels
@@ -337,17 +355,18 @@ def cmd_profile(args) -> int:
             fused_producer_launches=fused, standalone_quant_launches=quants - fused,
             fusion=fusion,
             other_fp8_kernels=other_fp8, our_kernels=ours,
-            decode_step_kernels=dict(decode.most_common()),
+            decode_step_kernels=dict(decode.most_common()), **timing,
             # with the fusion pass only o_proj's input (attention output) keeps a standalone quant
             ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8
                 and (not fusion or quants - fused == spec.layers)))
         print("E2E profile", model, json.dumps({k: v for k, v in results[model].items()
-                                                if k != "decode_step_kernels"})[:3000], flush=True)
+                                                if not k.startswith("decode_step_k")})[:3000],
+              flush=True)
         # after each model, so that a stage cut by its time cap keeps what finished
         Path(args.out).write_text(json.dumps(results, indent=1))
         del llm
         release_engine_memory()
-    return 0 if all(r["ok"] for r in results.values()) else 1
+    return 0 if not fork or all(r["ok"] for r in results.values()) else 1
 
 
 # ---------------------------------------------------------------- load
@@ -500,6 +519,7 @@ def main() -> int:
     pr.add_argument("--root", required=True)
     pr.add_argument("--models", default=",".join(SPECS))
     pr.add_argument("--kind", default="fp8", choices=KINDS)
+    pr.add_argument("--site", default="fork", choices=["fork", "upstream"])
     pr.add_argument("--trace-dir", default="/tmp/e2e-traces")
     pr.add_argument("--out", required=True)
     ld = sub.add_parser("load")

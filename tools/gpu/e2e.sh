@@ -13,7 +13,8 @@
 #               the fork (ours, and switched off: must equal upstream), then the
 #               comparison (E2E_FID_MODELS, E2E_FID_KINDS, E2E_FORK_VARIANTS pick;
 #               the variants compiled,compiled_fused compare the fusion pass)
-#   profile     fork, compiled + CUDA graphs: kernel names of one decode step
+#   profile     fork, compiled + CUDA graphs: kernel names and GPU time of one
+#               decode step (E2E_PROFILE_UPSTREAM=1: upstream's step too)
 #   serve       fork `vllm serve` (CUDA graphs) on the 2-layer Llama FP8
 #               checkpoint: one completions check, then 1000 requests / 64 in flight
 #   throughput  Llama-3-8B shape, dummy weights, 32 layers: bf16 and FP8 on
@@ -83,10 +84,18 @@ for stage in "$@"; do
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
       # E2E_FUSION=0: without the fork's fusion pass (VLLM_CUSTOM_FP8_FUSION);
       # E2E_PROFILE_KIND: the checkpoint kind (fp8; static, block: those fusion patterns)
+      # E2E_PROFILE_UPSTREAM=1: then the same step on upstream (profile_upstream.json),
+      # to compare the GPU time per kernel
       VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-1} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
           python3 tools/gpu/e2e.py profile --root $CKPT --kind ${E2E_PROFILE_KIND:-fp8} \
           --out "$OUT/profile.json" > /tmp/profile.log 2>&1
-      echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log ;;
+      echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log
+      if [ -n "${E2E_PROFILE_UPSTREAM:-}" ]; then
+        in_site $UPSTREAM timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) python3 tools/gpu/e2e.py profile \
+            --site upstream --root $CKPT --kind ${E2E_PROFILE_KIND:-fp8} \
+            --out "$OUT/profile_upstream.json" > /tmp/profile_upstream.log 2>&1
+        echo "upstream rc=$?"; lines "E2E|Selected|Error" < /tmp/profile_upstream.log
+      fi ;;
     serve)
       [ -d $CKPT ] || in_site $UPSTREAM python3 tools/gpu/e2e.py checkpoints --root $CKPT
       VLLM_SERVER_DEV_MODE=1 in_site $FORK python3 -m vllm.entrypoints.cli.main serve \

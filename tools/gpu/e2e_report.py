@@ -58,6 +58,22 @@ def profile_table(profile: dict) -> list[str]:
     return lines + [""]
 
 
+def step_time_table(fork: dict, upstream: dict, top: int = 12) -> list[str]:
+    """GPU time of one decode step per model, and its largest kernels on each
+    side (tools/gpu/e2e.py profile, --site fork and --site upstream)."""
+    lines = []
+    for model in fork.keys() & upstream.keys():
+        f, u = fork[model], upstream[model]
+        lines += [f"{model}: {f['decode_step_gpu_us']:.1f} µs (fork) vs "
+                  f"{u['decode_step_gpu_us']:.1f} µs (upstream) of kernel time per decode step.",
+                  "", "| side | kernel (shortened) | µs |", "|---|---|---|"]
+        for side, r in (("fork", f), ("upstream", u)):
+            for name, us in list(r["decode_step_kernel_us"].items())[:top]:
+                lines.append(f"| {side} | `{name[:100]}` | {us:.1f} |")
+        lines.append("")
+    return lines
+
+
 def load_table(load: dict) -> list[str]:
     b, a = load["before"], load["after"]
     gib = lambda x: f"{x / 2**30:.2f} GiB" if isinstance(x, (int, float)) else "-"  # noqa: E731
@@ -141,6 +157,10 @@ def main() -> int:
     args = p.parse_args()
     sections = {"fidelity.json": ("Fidelity", fidelity_table),
                 "profile.json": ("One decode step, profiled", profile_table),
+                "profile_upstream.json": ("One decode step, GPU time: fork vs upstream",
+                                          lambda up: step_time_table(
+                                              json.loads((args.dir / "profile.json").read_text()),
+                                              up)),
                 "load.json": ("Served load", load_table),
                 "throughput.json": ("Throughput", throughput_table)}
     for file, (title, table) in sections.items():
