@@ -236,10 +236,11 @@ def main():
                          f"{''.join(' ' + a for a in r.get('argv', []))}` ({r['date']})"
                          for r in runs)
     lines = ["# FP8 linear layer benchmark", "",
-             f"Measured {meta['date']} on {meta['device']} ({meta['nvidia_smi']}), torch "
+             f"Measured {' and '.join(r['date'] for r in runs)} on {meta['device']} "
+             f"({meta['nvidia_smi']}), torch "
              f"{meta['torch']}, CUDA {meta['cuda']}, Triton {meta['triton']}, custom_fp8 backend "
-             f"`{meta['custom_fp8_backend']}`, commit `{meta['commit']}`. Ceilings measured in the "
-             f"same run: {ceilings}.",
+             f"`{meta['custom_fp8_backend']}`, commit `{meta['commit']}`. Ceilings measured in "
+             f"{'each' if len(runs) > 1 else 'the same'} run: {ceilings}.",
              f"Command: {commands} (see its docstring for the method); "
              f"raw data: `{Path(args.json).name}`.", ""]
     lines += summary(table)

@@ -31,15 +31,16 @@ SPAN_BYTES = 200e6
 
 
 # A configuration that promotes the FP8 partial sums to float32 less often
-# (every 256 of K) is chosen only if it is this much faster than the fastest
-# one promoting every 128: at equal speed the more accurate kernel wins.
+# than every 128 of K is chosen only if it is this much faster than the
+# fastest one promoting every 128: at equal speed the more accurate kernel wins.
 LONGER_PROMOTION_MARGIN = 0.02
 
 
 def promotes_every_k(config: str) -> int:
-    """K depth between float32 promotions (scaled_mm_sm90_configs.cuh): the
-    k-tile, or 256 for the *_promote256 variants."""
-    return 256 if config.endswith("_promote256") else int(re.search(r"x(\d+)(_|$)", config)[1])
+    """K depth between float32 promotions (scaled_mm_sm90_configs.cuh): N for
+    a *_promoteN variant, else the k-tile (the last number of the tile)."""
+    promote = re.search(r"_promote(\d+)$", config)
+    return int(promote[1]) if promote else int(re.search(r"x(\d+)(_|$)", config)[1])
 
 
 def fastest(times: dict[str, float]) -> str:

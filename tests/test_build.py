@@ -73,10 +73,12 @@ def test_only_sm90a_code(sass):
 
 def test_every_gemm_uses_fp8_tensor_cores(sass):
     gemms = {name: code for name, code in kernels(sass).items() if "GemmUniversal" in name}
-    # per output dtype: every scaled_mm kernel (a *_promote256 configuration
-    # runs its base's kernel) + 2 block-scaled ones
-    scaled = {c.removesuffix("_promote256") for c in scaled_mm_configs()}
+    # per output dtype: every scaled_mm kernel (a *_promoteN configuration
+    # runs its base's kernel) + 2 block-scaled ones, each compiled once
+    scaled = {re.sub(r"_promote\d+$", "", c) for c in scaled_mm_configs()}
     assert len(gemms) == 2 * (len(scaled) + 2), sorted(gemms)
+    compiled = re.findall(r"Function : (\S*GemmUniversal\S*)", sass)
+    assert len(compiled) == len(gemms), "a GEMM kernel is compiled in more than one file"
     for name, code in gemms.items():
         assert re.search(r"QGMMA\.64x\d+x32\.F32\.E4M3\.E4M3", code), f"no QGMMA in {name[:80]}"
 

@@ -85,7 +85,9 @@ def test_deterministic(device):
     if device == "cuda":
         a, b = random_fp8(70, 4096, device, 5), random_fp8(4096, 4096, device, 6).t()
         sa, sb = log_uniform((70, 1), 1e-3, 1e-1, device), log_uniform((4096,), 1e-3, 1e-1, device)
-        for config, name in enumerate(scaled_mm_configs()):
+        configs = scaled_mm_configs()
+        assert configs, "the library lists no scaled_mm configurations"
+        for config, name in enumerate(configs):
             runs = [cf8.scaled_mm(a, b, sa, sb, torch.bfloat16, config=config) for _ in range(3)]
             assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), name
 

@@ -62,8 +62,10 @@ def step_time_table(fork: dict, upstream: dict, top: int = 12) -> list[str]:
     """GPU time of one decode step per model, and its largest kernels on each
     side (tools/gpu/e2e.py profile, --site fork and --site upstream)."""
     lines = []
-    for model in fork.keys() & upstream.keys():
+    for model in sorted(fork.keys() & upstream.keys()):
         f, u = fork[model], upstream[model]
+        if "decode_step_gpu_us" not in f:
+            continue  # a fork profile from before the timing was recorded
         lines += [f"{model}: {f['decode_step_gpu_us']:.1f} µs (fork) vs "
                   f"{u['decode_step_gpu_us']:.1f} µs (upstream) of kernel time per decode step.",
                   "", "| side | kernel (shortened) | µs |", "|---|---|---|"]
@@ -155,12 +157,12 @@ def main() -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--plot", type=Path)
     args = p.parse_args()
+    fork_profile = (json.loads((args.dir / "profile.json").read_text())
+                    if (args.dir / "profile.json").is_file() else {})
     sections = {"fidelity.json": ("Fidelity", fidelity_table),
                 "profile.json": ("One decode step, profiled", profile_table),
                 "profile_upstream.json": ("One decode step, GPU time: fork vs upstream",
-                                          lambda up: step_time_table(
-                                              json.loads((args.dir / "profile.json").read_text()),
-                                              up)),
+                                          lambda up: step_time_table(fork_profile, up)),
                 "load.json": ("Served load", load_table),
                 "throughput.json": ("Throughput", throughput_table)}
     for file, (title, table) in sections.items():

@@ -12,6 +12,7 @@ Every op writes into caller-provided tensors (out-variants, CUDA-graph safe);
 the functional API in __init__.py allocates them.
 """
 
+import functools
 import logging
 import os
 import re
@@ -95,6 +96,7 @@ def _load_extension() -> bool:
     return True
 
 
+@functools.cache
 def build_info() -> dict[str, str]:
     """The record the CUDA library carries (CMakeLists.txt): source_hash,
     cuda_archs, and scaled_mm_configs (the GEMM configurations in the id

@@ -5,9 +5,9 @@
 //
 // Every configuration promotes the FP8 tensor-core partial sums to float32
 // every 128 or 256 of K (a *_promote256 variant runs the same kernel as its
-// base with a longer promotion interval, a runtime argument), so no
-// consumer warpgroup owns more than 64 x 128 accumulators (twice that in
-// registers with the promotion buffer): larger per-warpgroup tiles spill.
+// base with a longer promotion interval, a runtime argument). The promotion
+// buffer doubles the accumulator registers, so no consumer warpgroup owns
+// more than 64 x 128 accumulators: larger per-warpgroup tiles spill.
 #pragma once
 
 #include <array>
