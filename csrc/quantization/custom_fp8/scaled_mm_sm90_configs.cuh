@@ -63,25 +63,17 @@ struct tile_128x128x128_streamk
                  TmaWarpSpecializedCooperative, false, StreamKScheduler> {};
 
 // Promotion every 256 of K, every other k-tile: the main loop waits for the
-// tensor cores half as often. Same kernels as above.
-struct swap_128x16x128_streamk_promote256 : swap_128x16x128_streamk {
+// tensor cores half as often. Same kernels as their bases.
+template <class Base>
+struct Promote256 : Base {
   static constexpr int kPromoteEveryK = 256;
 };
-struct swap_128x32x128_streamk_promote256 : swap_128x32x128_streamk {
-  static constexpr int kPromoteEveryK = 256;
-};
-struct swap_128x64x128_streamk_promote256 : swap_128x64x128_streamk {
-  static constexpr int kPromoteEveryK = 256;
-};
-struct tile_64x128x128_pingpong_promote256 : tile_64x128x128_pingpong {
-  static constexpr int kPromoteEveryK = 256;
-};
-struct tile_128x128x128_promote256 : tile_128x128x128 {
-  static constexpr int kPromoteEveryK = 256;
-};
-struct tile_128x128x128_streamk_promote256 : tile_128x128x128_streamk {
-  static constexpr int kPromoteEveryK = 256;
-};
+struct swap_128x16x128_streamk_promote256 : Promote256<swap_128x16x128_streamk> {};
+struct swap_128x32x128_streamk_promote256 : Promote256<swap_128x32x128_streamk> {};
+struct swap_128x64x128_streamk_promote256 : Promote256<swap_128x64x128_streamk> {};
+struct tile_64x128x128_pingpong_promote256 : Promote256<tile_64x128x128_pingpong> {};
+struct tile_128x128x128_promote256 : Promote256<tile_128x128x128> {};
+struct tile_128x128x128_streamk_promote256 : Promote256<tile_128x128x128_streamk> {};
 
 }  // namespace configs
 
