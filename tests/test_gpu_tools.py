@@ -122,3 +122,24 @@ def test_profile_step_time(tmp_path, monkeypatch):
                          check=True, capture_output=True, text=True).stdout
     assert "llama: 12.0 µs (fork) vs 10.5 µs (upstream)" in out
     assert "| upstream | `gemm` | 9.0 |" in out and "| fork | `our_gemm` | 10.0 |" in out
+
+
+def test_our_kernel_check(monkeypatch):
+    """The fork's decode-step check: our GEMM and quant in every projection
+    passes; an upstream CUTLASS GEMM in the step, or a missing quant, fails."""
+    monkeypatch.syspath_prepend(str(REPO / "tools" / "gpu"))
+    import collections
+
+    import e2e
+
+    layers = e2e.SPECS["llama"].layers
+    gemm = "cutlass::device_kernel<custom_fp8::sm90::NamedKernel<GemmUniversal<...>>>"
+    step = collections.Counter({gemm: 4 * layers,
+                                "custom_fp8::rms_norm_quant_kernel<...>": 2 * layers,
+                                "custom_fp8::silu_and_mul_quant_kernel<...>": layers,
+                                "custom_fp8::per_token_quant_kernel<...>": layers})
+    assert e2e.our_kernel_check("llama", step, fusion=True)["ok"]
+    upstream_gemm = step + collections.Counter({"cutlass::Kernel2<vllm::cutlass_3x_gemm>": 1})
+    assert not e2e.our_kernel_check("llama", upstream_gemm, fusion=True)["ok"]
+    missing_quant = step - collections.Counter({"custom_fp8::per_token_quant_kernel<...>": 1})
+    assert not e2e.our_kernel_check("llama", missing_quant, fusion=True)["ok"]

@@ -292,6 +292,29 @@ def kernel_stats(trace_dir: Path, before: set) -> tuple[collections.Counter, col
     return launches, us
 
 
+def our_kernel_check(model: str, decode: collections.Counter, fusion: bool) -> dict:
+    """The fork's decode step (launches per kernel name): our GEMM in every
+    projection, our quant (standalone or fused) before each, no upstream FP8
+    kernel; `ok` says whether all of it holds."""
+    spec = SPECS[model]
+    ours = {k: v for k, v in decode.items() if OUR_KERNEL_TAG in k}
+    # upstream's FP8 kernels: its CUTLASS GEMMs and its _C quant kernels
+    other_fp8 = {k: v for k, v in decode.items() if OUR_KERNEL_TAG not in k and (
+        "cutlass" in k or ("vllm" in k and "quant" in k))}
+    gemms = sum(v for k, v in ours.items() if "GemmUniversal" in k)
+    quants = sum(v for k, v in ours.items() if "quant" in k)   # standalone or fused
+    fused = sum(v for k, v in ours.items() if "rms_norm_quant" in k or "silu_and_mul_quant" in k)
+    return dict(
+        layers=spec.layers, expected_per_step=4 * spec.layers, our_gemm_launches=gemms,
+        our_quant_launches=quants, fused_producer_launches=fused,
+        standalone_quant_launches=quants - fused, fusion=fusion,
+        other_fp8_kernels=other_fp8, our_kernels=ours,
+        decode_step_kernels=dict(decode.most_common()),
+        # with the fusion pass only o_proj's input (attention output) keeps a standalone quant
+        ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8
+            and (not fusion or quants - fused == spec.layers)))
+
+
 def cmd_profile(args) -> int:
     """One decode step of the compiled, CUDA-graph engine (vLLM's default
     mode), in a torch-profiler trace: the kernels of generating 2 tokens
@@ -305,7 +328,7 @@ def cmd_profile(args) -> int:
     fork = args.site == "fork"
     if fork:
         from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
-        fusion = fusion_enabled()
+    fusion = fork and fusion_enabled()
     for model in args.models.split(","):
         trace_dir = Path(args.trace_dir) / model
         trace_dir.mkdir(parents=True, exist_ok=True)
@@ -337,31 +360,8 @@ def cmd_profile(args) -> int:
         decode_us = collections.Counter({k: us[2][k] - us[1][k] for k in decode})
         timing = dict(decode_step_gpu_us=round(sum(decode_us.values()), 1),
                       decode_step_kernel_us={k: round(v, 1) for k, v in decode_us.most_common()})
-        if not fork:
-            results[model] = dict(kind=args.kind, init_s=round(init_s, 1), **timing)
-            print("E2E profile", model, "upstream", timing["decode_step_gpu_us"], "us", flush=True)
-            Path(args.out).write_text(json.dumps(results, indent=1))
-            del llm
-            release_engine_memory()
-            continue
-        spec = SPECS[model]
-        ours = {k: v for k, v in decode.items() if OUR_KERNEL_TAG in k}
-        # upstream's FP8 kernels: its CUTLASS GEMMs and its _C quant kernels
-        other_fp8 = {k: v for k, v in decode.items() if OUR_KERNEL_TAG not in k and (
-            "cutlass" in k or ("vllm" in k and "quant" in k))}
-        gemms = sum(v for k, v in ours.items() if "GemmUniversal" in k)
-        quants = sum(v for k, v in ours.items() if "quant" in k)   # standalone or fused
-        fused = sum(v for k, v in ours.items() if "rms_norm_quant" in k or "silu_and_mul_quant" in k)
-        results[model] = dict(
-            kind=args.kind, init_s=round(init_s, 1), layers=spec.layers,
-            expected_per_step=4 * spec.layers, our_gemm_launches=gemms, our_quant_launches=quants,
-            fused_producer_launches=fused, standalone_quant_launches=quants - fused,
-            fusion=fusion,
-            other_fp8_kernels=other_fp8, our_kernels=ours,
-            decode_step_kernels=dict(decode.most_common()), **timing,
-            # with the fusion pass only o_proj's input (attention output) keeps a standalone quant
-            ok=(gemms == 4 * spec.layers and quants == 4 * spec.layers and not other_fp8
-                and (not fusion or quants - fused == spec.layers)))
+        results[model] = dict(kind=args.kind, init_s=round(init_s, 1), **timing,
+                              **(our_kernel_check(model, decode, fusion) if fork else {}))
         print("E2E profile", model, json.dumps({k: v for k, v in results[model].items()
                                                 if not k.startswith("decode_step_k")})[:3000],
               flush=True)
