@@ -4,15 +4,18 @@
 Times every compiled kernel configuration (listed in the library's build
 info) on every Llama-3-8B / Qwen2.5-7B projection shape (TP=1 and 2) and every
 M of data/shapes.json, validated first, and writes the fastest per (N, K, M)
-to csrc/quantization/custom_fp8/tuned/scaled_mm_h100.json. The next build
-compiles that table into the dispatch (scaled_mm_dispatch.cu); shapes it does
-not cover use the analytic model.
+to csrc/quantization/custom_fp8/tuned/scaled_mm_<gpu>.json (h100, h200: the
+model in the device name; the table records the full name). The next build
+compiles every table into the dispatch (scaled_mm_dispatch.cu), which uses
+the one whose device name is the current GPU's; shapes it does not cover, and
+GPUs without a table, use the analytic model.
 
     python benchmarks/tune_scaled_mm.py            # on the GPU (tools/gpu/run.sh tune)
 """
 
 import argparse
 import json
+import math
 import re
 import statistics
 import time
@@ -26,13 +29,12 @@ import vllm.custom_fp8 as cf8
 from vllm.custom_fp8._library import scaled_mm_configs
 
 FP8 = torch.float8_e4m3fn
-TABLE = REPO / "csrc" / "quantization" / "custom_fp8" / "tuned" / "scaled_mm_h100.json"
+TUNED_DIR = REPO / "csrc" / "quantization" / "custom_fp8" / "tuned"
 SPAN_BYTES = 200e6
 
 
-# A configuration that promotes the FP8 partial sums to float32 less often
-# than every 128 of K is chosen only if it is this much faster than the
-# fastest one promoting every 128: at equal speed the more accurate kernel wins.
+# Each doubling of the K depth between float32 promotions (128 -> 256 -> 512)
+# must buy this much speed: at equal speed the more accurate kernel wins.
 LONGER_PROMOTION_MARGIN = 0.02
 
 
@@ -44,8 +46,15 @@ def promotes_every_k(config: str) -> int:
 
 
 def fastest(times: dict[str, float]) -> str:
-    return min((t * (1 + LONGER_PROMOTION_MARGIN * (promotes_every_k(name) > 128)), name)
-               for name, t in times.items() if name != "dispatch")[1]
+    def weighted(name: str) -> float:
+        doublings = math.log2(promotes_every_k(name) / 128)
+        return times[name] * (1 + LONGER_PROMOTION_MARGIN) ** doublings
+    return min((name for name in times if name != "dispatch"), key=weighted)
+
+
+def table_name(device: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'h100', 'NVIDIA H200' -> 'h200'."""
+    return device.lower().removeprefix("nvidia ").split()[0]
 
 
 def plausible(config: str, m: int) -> bool:
@@ -94,8 +103,10 @@ def tune_shape(n: int, k: int, ms: list[int], configs: list[str], repeats: int) 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default=str(TABLE))
+    p.add_argument("--dir", default=str(TUNED_DIR), help="where the table is written")
     args = p.parse_args()
+    device = torch.cuda.get_device_name()
+    out = Path(args.dir) / f"scaled_mm_{table_name(device)}.json"
     spec = json.loads((REPO / "data" / "shapes.json").read_text())
     configs = scaled_mm_configs()
     shapes = sorted({(s.n, s.k) for s in model_shapes(
@@ -103,8 +114,8 @@ def main():
     entries = []
     for n, k in shapes:
         entries += tune_shape(n, k, spec["m"], configs, args.repeats)
-        Path(args.out).write_text(json.dumps({  # after every shape: a cut-off run keeps its part
-            "device": torch.cuda.get_device_name(),
+        out.write_text(json.dumps({  # after every shape: a cut-off run keeps its part
+            "device": device,
             "date": time.strftime("%Y-%m-%d"),
             "configs": configs,
             "note": "fastest configuration per (n, k, m) of the GEMM alone (bf16 out, per-token "

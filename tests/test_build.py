@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -49,15 +50,40 @@ def kernels(sass: str) -> dict[str, str]:
 
 def test_dispatch_names_compiled_configs():
     """The dispatch fails at run time on a configuration the library lacks:
-    every choice of the tuned table and of the analytic model (the names in
-    scaled_mm_dispatch.cu) must be one it compiled."""
-    table = json.loads((SRC / "tuned" / "scaled_mm_h100.json").read_text())
+    every choice of each GPU's tuned table and of the analytic model (the
+    names in scaled_mm_dispatch.cu) must be one it compiled."""
     analytic = re.findall(r'"((?:swap|tile)_\w+)"', (SRC / "scaled_mm_dispatch.cu").read_text())
     assert analytic, "no configuration names found in scaled_mm_dispatch.cu"
-    for source, names in (("tuned table", {e["config"] for e in table["entries"]}),
-                          ("analytic model", set(analytic))):
+    choices = {"analytic model": set(analytic)}
+    for table in sorted((SRC / "tuned").glob("scaled_mm_*.json")):
+        choices[table.name] = {e["config"] for e in json.loads(table.read_text())["entries"]}
+    assert len(choices) > 1, "no tuned table"
+    for source, names in choices.items():
         missing = names - set(scaled_mm_configs())
         assert not missing, f"the {source} picks configurations not compiled: {sorted(missing)}"
+
+
+def test_tuned_tables_are_keyed_by_device(tmp_path):
+    """gen_table.py: one entry array per table, sorted by (n, k, m), each
+    under the device name it was measured on; no table at all gives the
+    end marker alone (the analytic model then decides everywhere)."""
+    def table(name, device, entries):
+        path = tmp_path / name
+        path.write_text(json.dumps({"device": device, "entries": [
+            {"n": n, "k": k, "m": m, "config": c} for n, k, m, c in entries]}))
+        return str(path)
+    gen = [sys.executable, str(SRC / "tuned" / "gen_table.py"), str(tmp_path / "out.inc")]
+    subprocess.run(gen + [table("scaled_mm_h200.json", "NVIDIA H200", [(64, 128, 8, "b")]),
+                          table("scaled_mm_h100.json", "NVIDIA H100 80GB HBM3",
+                                [(64, 128, 16, "c"), (64, 128, 1, "a")])], check=True)
+    out = (tmp_path / "out.inc").read_text()
+    assert out.index('{64, 128, 1, "a"}') < out.index('{64, 128, 16, "c"}') \
+        < out.index('{64, 128, 8, "b"}')
+    assert '{"NVIDIA H100 80GB HBM3", kTuned0, std::size(kTuned0)},\n' \
+        '    {"NVIDIA H200", kTuned1, std::size(kTuned1)},\n    {nullptr, nullptr, 0},' in out
+    subprocess.run(gen, check=True)
+    out = (tmp_path / "out.inc").read_text()
+    assert "kTuned0" not in out and "{nullptr, nullptr, 0}," in out
 
 
 def test_source_hash_matches_tree():

@@ -143,3 +143,24 @@ def test_our_kernel_check(monkeypatch):
     assert not e2e.our_kernel_check("llama", upstream_gemm, fusion=True)["ok"]
     missing_quant = step - collections.Counter({"custom_fp8::per_token_quant_kernel<...>": 1})
     assert not e2e.our_kernel_check("llama", missing_quant, fusion=True)["ok"]
+
+
+def test_tuner_prefers_the_more_accurate_kernel(monkeypatch):
+    """A configuration promoting to float32 less often wins only where it is
+    faster by the margin per doubling of its promotion depth."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import tune_scaled_mm as tune
+
+    assert [tune.promotes_every_k(c) for c in
+            ("swap_128x16x128_streamk", "swap_64x16x256", "swap_64x16x256_promote512",
+             "tile_128x128x128_promote256")] == [128, 256, 512, 256]
+    margin = 1 + tune.LONGER_PROMOTION_MARGIN
+    times = {"swap_128x16x128_streamk": 10.0, "swap_64x16x256": 10.0 / margin + 0.01,
+             "swap_64x16x256_promote512": 10.0 / margin**2 + 0.01, "dispatch": 1.0}
+    assert tune.fastest(times) == "swap_128x16x128_streamk"
+    times["swap_64x16x256"] -= 0.02
+    assert tune.fastest(times) == "swap_64x16x256"
+    times["swap_64x16x256_promote512"] -= 0.03
+    assert tune.fastest(times) == "swap_64x16x256_promote512"
+    assert tune.table_name("NVIDIA H100 80GB HBM3") == "h100"
+    assert tune.table_name("NVIDIA H200") == "h200"

@@ -13,7 +13,7 @@
 #                  CUSTOM_FP8_SMALL_GPU_SUITE=1 skips the largest shapes)
 #   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
-#   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_h100.json
+#   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_<gpu>.json
 #   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
 #                  sweep), racecheck and synccheck (--quick); SANITIZE_TOOLS picks,
 #                  SANITIZE_S caps each (seconds)
@@ -51,7 +51,7 @@ for stage in "$@"; do
       python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/bench.json" \
           2>&1 | tee "$OUT/bench.log" ;;
     tune)
-      python3 benchmarks/tune_scaled_mm.py --out "$OUT/scaled_mm_h100.json" \
+      python3 benchmarks/tune_scaled_mm.py --dir "$OUT" \
           2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;
     sanitize)
       for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do

@@ -1,8 +1,11 @@
-// Which sm_90a scaled-GEMM configuration runs for a shape: the tuned table
-// (tuned/scaled_mm_h100.json, measured by benchmarks/tune_scaled_mm.py) for
-// the shapes it covers, else an analytic model of how the tiles fill the
-// GPU. Host code only.
+// Which sm_90a scaled-GEMM configuration runs for a shape: the tuned table of
+// this GPU (tuned/scaled_mm_<gpu>.json, measured by
+// benchmarks/tune_scaled_mm.py) for the shapes it covers, else an analytic
+// model of how the tiles fill the GPU. Host code only.
+#include <array>
 #include <cstring>
+#include <iterator>
+#include <mutex>
 
 #include <cuda_runtime.h>
 
@@ -21,10 +24,12 @@ struct TunedEntry {
   int64_t n, k, m;  // the configuration measured fastest for M up to m
   const char* config;
 };
-constexpr TunedEntry kTuned[] = {
-    {0, 0, 0, nullptr},  // keeps the array non-empty
-#include "scaled_mm_tuned.inc"
+struct TunedTable {
+  const char* device;  // the CUDA device name it was measured on
+  const TunedEntry* entries;
+  size_t size;
 };
+#include "scaled_mm_tuned.inc"  // kTunedTables, ended by a null device
 
 int config_id(const char* name) {
   for (int i = 0; i < kNumConfigs; ++i)
@@ -33,21 +38,39 @@ int config_id(const char* name) {
   return -1;
 }
 
-int tuned_config(int64_t m, int64_t n, int64_t k) {
+// What the dispatch needs of the current device, read once per device.
+struct DeviceInfo {
+  int64_t sms = 0;
+  TunedTable tuned{nullptr, nullptr, 0};  // size 0: no table measured on this GPU
+};
+
+const DeviceInfo& device_info() {
+  constexpr int kMaxDevices = 64;
+  static std::array<DeviceInfo, kMaxDevices> infos;
+  static std::array<std::once_flag, kMaxDevices> read;
+  int device = 0;
+  cudaGetDevice(&device);
+  STD_TORCH_CHECK(device >= 0 && device < kMaxDevices, "custom_fp8: CUDA device ", device,
+                  " out of range");
+  std::call_once(read[device], [device] {
+    cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, device);
+    infos[device].sms = prop.multiProcessorCount;
+    for (const TunedTable* t = kTunedTables; t->device != nullptr; ++t)
+      if (std::strcmp(t->device, prop.name) == 0) infos[device].tuned = *t;
+  });
+  return infos[device];
+}
+
+int tuned_config(const TunedTable& table, int64_t m, int64_t n, int64_t k) {
   const TunedEntry* last = nullptr;
-  for (const TunedEntry& e : kTuned) {
+  for (size_t i = 0; i < table.size; ++i) {
+    const TunedEntry& e = table.entries[i];
     if (e.n != n || e.k != k) continue;
     if (m <= e.m) return config_id(e.config);
     last = &e;  // entries are sorted by m: past the largest, its config holds
   }
   return last ? config_id(last->config) : -1;
-}
-
-int sm_count() {
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  return sms;
 }
 
 int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -56,8 +79,7 @@ int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // whenever data-parallel tiles would leave SMs idle for a large part of the
 // last wave. Promotion every 256 of K wherever the tuner found it faster (all
 // but the decode stream-K kernels, tuned/scaled_mm_h100.json).
-int analytic_config(int64_t m, int64_t n, int64_t /*k*/) {
-  const int64_t sms = sm_count();
+int analytic_config(int64_t m, int64_t n, int64_t /*k*/, int64_t sms) {
   if (m <= 64) {
     const int width = m <= 16 ? 0 : m <= 32 ? 1 : 2;  // 16, 32 or 64 tokens per tile
     constexpr const char* kDataParallel[] = {"swap_64x16x256", "swap_64x32x256", "swap_64x64x256"};
@@ -77,8 +99,9 @@ int analytic_config(int64_t m, int64_t n, int64_t /*k*/) {
 int scaled_mm_num_configs() { return kNumConfigs; }
 
 int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k) {
-  const int tuned = tuned_config(m, n, k);
-  return tuned >= 0 ? tuned : analytic_config(m, n, k);
+  const DeviceInfo& device = device_info();
+  const int tuned = tuned_config(device.tuned, m, n, k);
+  return tuned >= 0 ? tuned : analytic_config(m, n, k, device.sms);
 }
 
 }  // namespace custom_fp8::sm90

@@ -26,15 +26,18 @@ struct ScaledMmArgs {
 // The compiled kernel configurations, in id order (the `config` argument of
 // the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
 // defines each). swap_*: computes out^T (small M); *_streamk: stream-K
-// (deterministic reduction) for too few tiles to fill the GPU; *_promote256:
-// float32 promotion every 256 of K instead of every 128-deep k-tile. Two
-// groups, each compiled in translation units of its own
-// (scaled_mm_sm90_{swap,tile}_{bf16,fp16}.cu); a *_promote256 variant runs its
+// (deterministic reduction) for too few tiles to fill the GPU; *_promoteN:
+// float32 promotion every N of K instead of every k-tile. Two groups, each
+// compiled in translation units of its own
+// (scaled_mm_sm90_{swap,tile}_{bf16,fp16}.cu); a *_promoteN variant runs its
 // base's kernel, so it stays in its base's group.
 #define CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) \
   X(swap_64x16x256)                         \
   X(swap_64x32x256)                         \
   X(swap_64x64x256)                         \
+  X(swap_64x16x256_promote512)              \
+  X(swap_64x32x256_promote512)              \
+  X(swap_64x64x256_promote512)              \
   X(swap_128x16x128_streamk)                \
   X(swap_128x32x128_streamk)                \
   X(swap_128x64x128_streamk)                \

@@ -4,8 +4,8 @@
 // scaled_mm_sm90.cuh.
 //
 // Every configuration promotes the FP8 tensor-core partial sums to float32
-// every 128 or 256 of K (a *_promote256 variant runs the same kernel as its
-// base with a longer promotion interval, a runtime argument). The promotion
+// every 128, 256 or 512 of K (a *_promoteN variant runs the same kernel as
+// its base with a longer promotion interval, a runtime argument). The promotion
 // buffer doubles the accumulator registers, so no consumer warpgroup owns
 // more than 64 x 128 accumulators: larger per-warpgroup tiles spill.
 #pragma once
@@ -62,18 +62,23 @@ struct tile_128x128x128_streamk
     : GemmConfig<Shape<_128, _128, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
                  TmaWarpSpecializedCooperative, false, StreamKScheduler> {};
 
-// Promotion every 256 of K, every other k-tile: the main loop waits for the
-// tensor cores half as often. Same kernels as their bases.
-template <class Base>
-struct Promote256 : Base {
-  static constexpr int kPromoteEveryK = 256;
+// Longer promotion intervals: the main loop waits for the tensor cores less
+// often (every other k-tile for 256 on 128-deep tiles; every other 256-deep
+// k-tile for 512). Same kernels as their bases; the tuner takes one only
+// where it is faster (benchmarks/tune_scaled_mm.py).
+template <class Base, int PromoteEveryK>
+struct Promote : Base {
+  static constexpr int kPromoteEveryK = PromoteEveryK;
 };
-struct swap_128x16x128_streamk_promote256 : Promote256<swap_128x16x128_streamk> {};
-struct swap_128x32x128_streamk_promote256 : Promote256<swap_128x32x128_streamk> {};
-struct swap_128x64x128_streamk_promote256 : Promote256<swap_128x64x128_streamk> {};
-struct tile_64x128x128_pingpong_promote256 : Promote256<tile_64x128x128_pingpong> {};
-struct tile_128x128x128_promote256 : Promote256<tile_128x128x128> {};
-struct tile_128x128x128_streamk_promote256 : Promote256<tile_128x128x128_streamk> {};
+struct swap_64x16x256_promote512 : Promote<swap_64x16x256, 512> {};
+struct swap_64x32x256_promote512 : Promote<swap_64x32x256, 512> {};
+struct swap_64x64x256_promote512 : Promote<swap_64x64x256, 512> {};
+struct swap_128x16x128_streamk_promote256 : Promote<swap_128x16x128_streamk, 256> {};
+struct swap_128x32x128_streamk_promote256 : Promote<swap_128x32x128_streamk, 256> {};
+struct swap_128x64x128_streamk_promote256 : Promote<swap_128x64x128_streamk, 256> {};
+struct tile_64x128x128_pingpong_promote256 : Promote<tile_64x128x128_pingpong, 256> {};
+struct tile_128x128x128_promote256 : Promote<tile_128x128x128, 256> {};
+struct tile_128x128x128_streamk_promote256 : Promote<tile_128x128x128_streamk, 256> {};
 
 }  // namespace configs
 
