@@ -16,6 +16,7 @@ GPUs without a table, use the analytic model.
 import argparse
 import json
 import math
+import os
 import re
 import statistics
 import time
@@ -31,6 +32,10 @@ from vllm.custom_fp8._library import scaled_mm_configs
 FP8 = torch.float8_e4m3fn
 TUNED_DIR = REPO / "csrc" / "quantization" / "custom_fp8" / "tuned"
 SPAN_BYTES = 200e6
+# Timed beside the configurations: the op's dispatch (config -1: the tuned
+# table of this GPU if the library has one, else the analytic model) and the
+# analytic model alone (-2).
+DISPATCH = {"dispatch": -1, "analytic": -2}
 
 
 # Each doubling of the K depth between float32 promotions (128 -> 256 -> 512)
@@ -49,7 +54,7 @@ def fastest(times: dict[str, float]) -> str:
     def weighted(name: str) -> float:
         doublings = math.log2(promotes_every_k(name) / 128)
         return times[name] * (1 + LONGER_PROMOTION_MARGIN) ** doublings
-    return min((name for name in times if name != "dispatch"), key=weighted)
+    return min((name for name in times if name not in DISPATCH), key=weighted)
 
 
 def table_name(device: str) -> str:
@@ -78,10 +83,10 @@ def tune_shape(n: int, k: int, ms: list[int], configs: list[str], repeats: int) 
         ref = (a.double() * scale_a.double()) @ (weights[0].double() * scale_b.double()[:, None]).t()
         out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
         fns = {}
-        for cid, name in enumerate(configs + ["dispatch"]):
-            if name != "dispatch" and not plausible(name, m):
+        for cid, name in enumerate(configs + list(DISPATCH)):
+            if name not in DISPATCH and not plausible(name, m):
                 continue
-            config = -1 if name == "dispatch" else cid
+            config = DISPATCH.get(name, cid)
 
             def fn(i, config=config):
                 return cf8.scaled_mm(a, weights[i % copies].t(), scale_a, scale_b,
@@ -96,8 +101,16 @@ def tune_shape(n: int, k: int, ms: list[int], configs: list[str], repeats: int) 
         entries.append({"n": n, "k": k, "m": m, "config": best,
                         "us": {name: round(t, 2) for name, t in times.items()}})
         print(f"n={n} k={k} m={m}: best {best} {times[best]:.1f} us "
-              f"(dispatch {times['dispatch']:.1f} us)", flush=True)
+              f"(dispatch {times['dispatch']:.1f} us, analytic {times['analytic']:.1f} us)",
+              flush=True)
     return entries
+
+
+def slowdown(entries: list[dict], name: str) -> str:
+    """Geometric mean and maximum of name's time over the chosen one's."""
+    ratios = [e["us"][name] / e["us"][e["config"]] for e in entries]
+    return (f"{math.exp(statistics.fmean(map(math.log, ratios))):.3f}x geometric mean, "
+            f"{max(ratios):.2f}x max")
 
 
 def main():
@@ -116,12 +129,15 @@ def main():
         entries += tune_shape(n, k, spec["m"], configs, args.repeats)
         out.write_text(json.dumps({  # after every shape: a cut-off run keeps its part
             "device": device,
+            "commit": os.environ.get("CUSTOM_FP8_COMMIT", "unknown"),
             "date": time.strftime("%Y-%m-%d"),
             "configs": configs,
             "note": "fastest configuration per (n, k, m) of the GEMM alone (bf16 out, per-token "
                     "x per-channel scales); the dispatch uses it for M up to m",
             "entries": entries,
         }, indent=1))
+    for name in DISPATCH:
+        print(f"{name} over the chosen configuration: {slowdown(entries, name)}")
 
 
 if __name__ == "__main__":

@@ -223,8 +223,9 @@ def test_functional_api_names_out_dtype():
 def test_out_of_range_config(device):
     args = good_args("scaled_mm", device)
     if device == "cuda":
-        with pytest.raises(ERRORS, match="'config'"):
-            ops.scaled_mm(*args, 10_000)
+        for config in (10_000, -3):
+            with pytest.raises(ERRORS, match="'config'"):
+                ops.scaled_mm(*args, config)
 
 
 def test_library_without_build_info(tmp_path, monkeypatch):

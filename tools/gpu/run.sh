@@ -12,7 +12,8 @@
 #                  and TESTS_K=<pytest -k expression> narrow it,
 #                  CUSTOM_FP8_SMALL_GPU_SUITE=1 skips the largest shapes)
 #   bench-quick    benchmarks/bench_fp8_linear.py --preset quick
-#   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options)
+#   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options;
+#                  BENCH_NAME names its JSON and log, default bench)
 #   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_<gpu>.json
 #   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
 #                  sweep), racecheck and synccheck (--quick); SANITIZE_TOOLS picks,
@@ -48,8 +49,8 @@ for stage in "$@"; do
       python3 benchmarks/bench_fp8_linear.py --preset quick --out "$OUT/bench_quick.json" \
           2>&1 | tee "$OUT/bench_quick.log" ;;
     bench-full)
-      python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/bench.json" \
-          2>&1 | tee "$OUT/bench.log" ;;
+      python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/${BENCH_NAME:-bench}.json" \
+          2>&1 | tee "$OUT/${BENCH_NAME:-bench}.log" ;;
     tune)
       python3 benchmarks/tune_scaled_mm.py --dir "$OUT" \
           2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;

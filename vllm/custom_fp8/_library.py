@@ -51,8 +51,9 @@ SCHEMAS = {
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, Tensor? scale_ub) -> ()",
     "silu_and_mul_per_token_group_fp8_quant":
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
-    # config: -1 = the built-in dispatch; >= 0 forces a CUDA kernel configuration
-    # (the tuner and the tests); the CPU and Triton backends ignore it.
+    # config: -1 = the built-in dispatch, -2 = its analytic model alone (no tuned
+    # table); >= 0 forces a CUDA kernel configuration (the tuner and the tests).
+    # The CPU and Triton backends ignore it.
     "scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
                  "Tensor? bias, int config=-1) -> ()",
     "block_scaled_mm":

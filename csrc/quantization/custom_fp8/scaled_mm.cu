@@ -35,8 +35,8 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
     CF8_CHECK(bias->dim() == 1 && bias->size(0) == s.n, op, "bias", "of shape [N]",
               shape_str(*bias));
   }
-  CF8_CHECK(config >= -1 && config < sm90::scaled_mm_num_configs(), op, "config",
-            "-1 (dispatch) or a kernel configuration id below ",
+  CF8_CHECK(config >= -2 && config < sm90::scaled_mm_num_configs(), op, "config",
+            "-1 (dispatch), -2 (its analytic model) or a kernel configuration id below ",
             sm90::scaled_mm_num_configs(), config);
   if (s.m == 0) return;
 
@@ -61,7 +61,7 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
   const torch::stable::accelerator::DeviceGuard guard(s.device);
   const cudaStream_t stream = current_stream(s.device);
   const int chosen = config >= 0 ? static_cast<int>(config)
-                                 : sm90::choose_scaled_mm_config(s.m, s.n, s.k);
+                                 : sm90::choose_scaled_mm_config(s.m, s.n, s.k, config == -1);
   if (out.scalar_type() == ScalarType::BFloat16) {
     sm90::scaled_mm_sm90_bf16(args, chosen, stream);
   } else {

@@ -59,9 +59,10 @@ struct ScaledMmArgs {
 #define CUSTOM_FP8_SCALED_MM_CONFIG_LIST CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_NAME)
 
 int scaled_mm_num_configs();
-// The tuned table's choice for (n, k) and the bucket of m, else the analytic
-// model's (scaled_mm_dispatch.cu).
-int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k);
+// The tuned table's choice for (n, k) and the bucket of m, else (and with
+// use_tuned false: the tuner compares the two) the analytic model's
+// (scaled_mm_dispatch.cu).
+int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k, bool use_tuned);
 
 // Runs configuration `config` (0 <= config < scaled_mm_num_configs()).
 void scaled_mm_sm90_bf16(const ScaledMmArgs& p, int config, cudaStream_t stream);
