@@ -1,15 +1,21 @@
 # SPDX-License-Identifier: Apache-2.0
 """Lists every point of a new bench_fp8_linear.py JSON that got more than 5%
-slower than in the committed one (informational; no timing asserts anywhere).
+slower than in the committed one, then the speed-up (old time / new time) of
+each method per M range, as geometric mean and range (informational; no
+timing asserts anywhere).
 
     python benchmarks/compare.py benchmarks/results/h100.json new.json [--methods ours_cuda_token]
 """
 
 import argparse
 import json
+import math
+import statistics
+from collections import defaultdict
 from pathlib import Path
 
 THRESHOLD = 1.05
+M_RANGES = ((1, 64), (128, 512), (1024, 1 << 30))
 
 
 def times(path: str, methods) -> dict:
@@ -32,6 +38,15 @@ def main():
               f"{old[(model, proj, tp, m, method)]:.1f} -> {new[(model, proj, tp, m, method)]:.1f} us")
     print(f"{len(slower)} of {len(old.keys() & new.keys())} common points got more than "
           f"{100 * (THRESHOLD - 1):.0f}% slower")
+    speedups = defaultdict(list)  # (method, M range) -> [old / new]
+    for key in old.keys() & new.keys():
+        m, method = key[3], key[4]
+        lo, hi = next(r for r in M_RANGES if r[0] <= m <= r[1])
+        speedups[(method, f"M {lo}-{hi}" if hi < 1 << 30 else f"M >= {lo}")].append(
+            old[key] / new[key])
+    for (method, m_range), s in sorted(speedups.items()):
+        print(f"{method} {m_range}: {math.exp(statistics.fmean(map(math.log, s))):.3f}x "
+              f"({min(s):.2f}-{max(s):.2f}, {len(s)} points)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
     python benchmarks/report.py benchmarks/results/h100.json --md docs/benchmarks.md \
         --plots docs/img
+    python benchmarks/report.py benchmarks/results/h200.json --md docs/benchmarks-h200.md \
+        --plots docs/img/h200
 
 Speed-ups are baseline time / our time (above 1: ours is faster); "% floor"
 is the roofline floor / time. Upstream's whole layer is `vllm_eager_token`
@@ -12,6 +14,7 @@ is the roofline floor / time. Upstream's whole layer is `vllm_eager_token`
 import argparse
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -174,7 +177,7 @@ def fused_table(table: dict) -> list[str]:
             + lines + [""])
 
 
-def plots(table: dict, outdir: Path) -> list[str]:
+def plots(table: dict, outdir: Path, md_dir: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -216,8 +219,9 @@ def plots(table: dict, outdir: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(outdir / "roofline.png", dpi=80)
     plt.close(fig)
-    return ["![speed-up vs M](img/speedup_vs_m.png)", "", "![% of roofline floor](img/roofline.png)",
-            ""]
+    link = lambda name: os.path.relpath(outdir / name, md_dir)  # noqa: E731
+    return [f"![speed-up vs M]({link('speedup_vs_m.png')})", "",
+            f"![% of roofline floor]({link('roofline.png')})", ""]
 
 
 def main():
@@ -245,7 +249,7 @@ def main():
              f"raw data: `{Path(args.json).name}`.", ""]
     lines += summary(table)
     if args.plots:
-        lines += plots(table, Path(args.plots))
+        lines += plots(table, Path(args.plots), Path(args.md).parent)
     lines += layer_table(table) + component_table(table) + fused_table(table)
     Path(args.md).write_text("\n".join(lines))
 

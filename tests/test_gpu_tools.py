@@ -53,9 +53,10 @@ def test_profile_results_prove_our_kernels():
         assert r["standalone_quant_launches"] == r["layers"]
 
 
-@pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md")])
+@pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md"),
+                                         ("h200.json", "benchmarks-h200.md")])
 def test_benchmark_docs_are_the_report_of_the_results(tmp_path, results, doc):
-    """docs/benchmarks.md is benchmarks/report.py over the committed JSON
+    """docs/benchmarks*.md are benchmarks/report.py over the committed JSON
     (the plots aside, which need matplotlib)."""
     out = tmp_path / "report.md"
     subprocess.run([sys.executable, str(REPO / "benchmarks/report.py"),
@@ -164,3 +165,17 @@ def test_tuner_prefers_the_more_accurate_kernel(monkeypatch):
     assert tune.fastest(times) == "swap_64x16x256_promote512"
     assert tune.table_name("NVIDIA H100 80GB HBM3") == "h100"
     assert tune.table_name("NVIDIA H200") == "h200"
+
+
+def test_compare_gives_the_analytic_model_gain():
+    """benchmarks/compare.py over the two committed H200 runs of the analytic
+    dispatch (before and after its refit): the speed-up docs/performance.md
+    quotes."""
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/compare.py"),
+                          str(REPO / "benchmarks/results/h200_analytic_b329fc2.json"),
+                          str(REPO / "benchmarks/results/h200_analytic.json"),
+                          "--methods", "gemm_ours_token", "ours_cuda_token"],
+                         check=True, capture_output=True, text=True).stdout
+    assert "gemm_ours_token M 1-64: 1.081x (0.99-1.77, 56 points)" in out
+    assert "ours_cuda_token M 1-64: 1.066x (0.99-1.57, 56 points)" in out
+    assert "of 240 common points got more than 5% slower" in out
