@@ -76,9 +76,10 @@ int tuned_config(const TunedTable& table, int64_t m, int64_t n, int64_t k) {
 int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The analytic model, for shapes and GPUs without a tuned entry. Fitted to
-// the tuned tables: its choices are within 0.4% (H100) and 1.4% (H200) of the
-// tuned ones (geometric mean over their 240 (N, K, M) points; the model that
-// preceded it was 21% / 26% slower, mostly at M <= 256).
+// the tuned tables: by their timings its choices are within 0.4% (H100) and
+// 1.4% (H200) of the tuned ones (geometric mean over their 240 (N, K, M)
+// points; the model that preceded it was 21% / 26% slower, mostly at
+// M <= 256); timed again on the H200, 3.4% (benchmarks/results/tune_h200_130d1fd.json).
 //  - M <= 64, and M <= 128 while the 64-wide weight tiles fit one wave:
 //    swap-AB, data-parallel, 256-deep k-tiles; faster than stream-K even when
 //    the tiles leave SMs idle (N = 2304: 36 tiles, 132 SMs);
