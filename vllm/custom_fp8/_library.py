@@ -97,15 +97,20 @@ def _load_extension() -> bool:
     return True
 
 
-@functools.cache
-def build_info() -> dict[str, str]:
-    """The record the CUDA library carries (CMakeLists.txt): source_hash,
+def read_build_info(library: Path) -> dict[str, str]:
+    """The record a CUDA library file carries (CMakeLists.txt): source_hash,
     cuda_archs, and scaled_mm_configs (the GEMM configurations in the id
     order of scaled_mm's `config` argument)."""
-    m = re.search(rb"CUSTOM_FP8_BUILD_INFO:([^\0]*)", EXTENSION_PATH.read_bytes())
+    m = re.search(rb"CUSTOM_FP8_BUILD_INFO:([^\0]*)", library.read_bytes())
     if m is None:
-        raise RuntimeError(f"{EXTENSION_PATH} carries no build info")
+        raise RuntimeError(f"{library} carries no build info")
     return dict(kv.split("=", 1) for kv in m.group(1).decode().strip(";").split(";"))
+
+
+@functools.cache
+def build_info() -> dict[str, str]:
+    """The build record of the library this package loads."""
+    return read_build_info(EXTENSION_PATH)
 
 
 def scaled_mm_configs() -> list[str]:
