@@ -9,7 +9,6 @@ timing asserts anywhere).
 
 import argparse
 import json
-import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -45,7 +44,7 @@ def main():
         speedups[(method, f"M {lo}-{hi}" if hi < 1 << 30 else f"M >= {lo}")].append(
             old[key] / new[key])
     for (method, m_range), s in sorted(speedups.items()):
-        print(f"{method} {m_range}: {math.exp(statistics.fmean(map(math.log, s))):.3f}x "
+        print(f"{method} {m_range}: {statistics.geometric_mean(s):.3f}x "
               f"({min(s):.2f}-{max(s):.2f}, {len(s)} points)")
 
 

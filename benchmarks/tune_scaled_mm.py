@@ -109,7 +109,7 @@ def tune_shape(n: int, k: int, ms: list[int], configs: list[str], repeats: int) 
 def slowdown(entries: list[dict], name: str) -> str:
     """Geometric mean and maximum of name's time over the chosen one's."""
     ratios = [e["us"][name] / e["us"][e["config"]] for e in entries]
-    return (f"{math.exp(statistics.fmean(map(math.log, ratios))):.3f}x geometric mean, "
+    return (f"{statistics.geometric_mean(ratios):.3f}x geometric mean, "
             f"{max(ratios):.2f}x max")
 
 

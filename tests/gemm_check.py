@@ -12,14 +12,16 @@ FP8 codes and scales,
        acc_eps(K) * S   float32 accumulation: the worst case of K float32
                         additions is K * 2^-24 * S; on the GPU the FP8
                         tensor cores add the 32 products of one MMA into the
-                        accumulator with only ~12-13 bits kept, and four or
-                        eight MMAs (a 128- or 256-deep chunk) run before the
-                        float32 promotion (CUTLASS's promotion interval,
-                        Triton's max_num_imprecise_acc). Measured on an H100
+                        accumulator with only ~12-13 bits kept, and four,
+                        eight or sixteen MMAs (a 128-, 256- or 512-deep
+                        chunk) run before the float32 promotion (CUTLASS's
+                        promotion interval, Triton's
+                        max_num_imprecise_acc). Measured on an H100
                         with 128-deep chunks: up to 2^-10.7 * S_chunk for
                         CUTLASS (M=16384, K=512) and 2^-10 for cuBLASLt
-                        (K=256); allowed: 2^-9 per chunk, which the 256-deep
-                        chunks meet too (test_every_config, 86102e8);
+                        (K=256); allowed: 2^-9 per chunk, which the 256- and
+                        512-deep chunks meet too (test_every_config, 86102e8
+                        and, on an H200, b329fc2);
        tiny_out         the smallest normal of the output dtype.
 A NaN anywhere (for instance an unwritten, poisoned element) fails.
 """

@@ -1,7 +1,7 @@
 // The Hopper (sm_90a) FP8 GEMM with the dequant fused into its epilogue:
 //   out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias
 // CUTLASS 3.x collectives: TMA loads, warp-specialized WGMMA main loop with
-// float32 promotion of the FP8 accumulators every 128 or 256 of K, and an epilogue
+// float32 promotion of the FP8 accumulators every 128, 256 or 512 of K, and an epilogue
 // visitor tree (EVT) that applies the scales and bias in float32 before one
 // rounding to bf16/fp16 and a TMA store.
 //

@@ -28,7 +28,8 @@ namespace configs {
 // Swap-AB, data-parallel: out^T tiles of 64 weight rows x 16/32/64 tokens,
 // one consumer warpgroup, 256-deep k-tiles (promotion every k-tile, so every
 // 256 of K; the 128-deep tiles they replaced were 3-17% slower, 86102e8).
-// M in (0, 64] when N / 64 tiles fill the GPU.
+// M in (0, 64], and M in (64, 128] while the tiles fit one wave (the
+// analytic model; the tuned tables mostly agree).
 struct swap_64x16x256 : GemmConfig<Shape<_64, _16, _256>, Shape<_1, _1, _1>,
                                    KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
 struct swap_64x32x256 : GemmConfig<Shape<_64, _32, _256>, Shape<_1, _1, _1>,
@@ -37,7 +38,9 @@ struct swap_64x64x256 : GemmConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>,
                                    KernelTmaWarpSpecialized, TmaWarpSpecialized, true> {};
 
 // Swap-AB, stream-K: K is split across the SMs when N / 128 tiles leave most
-// of them idle (o_proj, down_proj at decode). Deterministic reduction.
+// of them idle. The tuned tables pick them for some decode shapes, the
+// analytic model at M in (128, 256] while 128 x 64 tiles fit one wave.
+// Deterministic reduction.
 struct swap_128x16x128_streamk
     : GemmConfig<Shape<_128, _16, _128>, Shape<_1, _1, _1>, KernelTmaWarpSpecializedCooperative,
                  TmaWarpSpecializedCooperative, true, StreamKScheduler> {};
