@@ -116,6 +116,26 @@ def test_quant_kernels_present(sass):
         assert kernel in names, kernel
 
 
+
+def test_pdl_instructions(sass):
+    """PDL (gemm_run_sm90.cuh): every kernel a GEMM reads from lets its
+    dependent launch early (griddepcontrol.launch_dependents: PREEXIT), and
+    every scaled GEMM that launches with PDL waits on that grid before it
+    loads (griddepcontrol.wait: ACQBULK). The stream-K ones are built without
+    the wait, so they launch without PDL (scaled_mm_sm90_streamk_bf16.cu)."""
+    producers = ("per_tensor_quant_kernel", "per_token_quant_kernel",
+                 "per_token_group_quant_kernel", "rms_norm_quant_kernel",
+                 "silu_and_mul_quant_kernel", "padding_rows_kernel")
+    found = 0
+    for name, code in kernels(sass).items():
+        if any(p in name for p in producers):
+            found += 1
+            assert "PREEXIT" in code, f"no launch_dependents in {name[:80]}"
+        elif "GemmUniversal" in name and "BlockScaled" not in name:
+            streamk = "StreamKScheduler" in name
+            assert ("ACQBULK" in code) != streamk, f"{name[:120]}: streamk={streamk}"
+    assert found >= len(producers)
+
 # The fused kernels' template arguments in their mangled names: <T, ScaleMode,
 # (residual,) aligned> (rms_norm_quant.cu, silu_and_mul_quant.cu).
 FUSED_KERNEL = re.compile(r"(rms_norm|silu_and_mul)_quant_kernelI(\w+?)LNS_9ScaleModeE(\d)E"

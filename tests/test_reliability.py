@@ -1,7 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Memory safety without a sanitizer (guard regions around every output),
 torch.compile(fullgraph=True), CUDA-graph capture and replay with changing
-inputs, and run-to-run determinism of every op and configuration."""
+inputs, run-to-run determinism of every op and configuration, and the
+ordering of each GEMM after its producer under PDL."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,3 +144,95 @@ def test_cuda_graph_replay(scheme):
         static_x.copy_(x)
         graph.replay()
         assert torch.equal(static_y, layer(x))
+
+
+def _producer_calls(m, k, device):
+    """Producers a GEMM reads from, each writing codes q [m, k] and scale s
+    ([m, 1], or [1] for the static scale it reads): name -> call(x, q, s)."""
+    weight = log_uniform((k,), 0.5, 2.0, device).to(torch.bfloat16)
+    return {
+        "per_token": lambda x, q, s: ops.dynamic_per_token_scaled_fp8_quant(q, x, s, None),
+        "static": lambda x, q, s: ops.static_scaled_fp8_quant(q, x, s[:1].reshape(1)),
+        "rms_norm_per_token": lambda x, q, s: ops.rms_norm_dynamic_per_token_fp8_quant(
+            q, x, weight, s, 1e-6, None),
+        "silu_and_mul_per_token": lambda x, q, s: ops.silu_and_mul_dynamic_per_token_fp8_quant(
+            q, torch.cat([x, x.flip(1)], dim=1), s, None),
+    }
+
+
+@pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
+@pytest.mark.parametrize("producer", ["per_token", "static", "rms_norm_per_token",
+                                      "silu_and_mul_per_token"])
+@pytest.mark.parametrize("m", [1, 16, 64, 200, 4096])
+def test_gemm_waits_for_its_producer(producer, m):
+    """PDL: each GEMM may start while the producer before it still runs, and
+    must wait for it before reading. A chain of layers that reuse one code and
+    scale buffer, captured in one CUDA graph (decode, stream-K and tile
+    configurations by M): a GEMM that read early would see the previous
+    layer's codes. Every output equals the same layer run with the GPU idle
+    between producer and GEMM."""
+    k, n, layers = 4096, 2048, 6
+    w = random_fp8(n, k, "cuda", seed=3).t()
+    sw = log_uniform((n,), 1e-3, 1e-1, "cuda")
+    produce = _producer_calls(m, k, "cuda")[producer]
+    xs = [activation(m, k, torch.bfloat16, "cuda", seed=10 + i) * (i + 1) for i in range(layers)]
+    q = torch.empty(m, k, dtype=FP8, device="cuda")
+    s = torch.full((m, 1), 0.01 if producer == "static" else 0.0, device="cuda")
+    ys = [torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+          for _ in range(layers)]
+
+    expected = []
+    for x in xs:
+        produce(x, q, s)
+        torch.cuda.synchronize()
+        y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+        ops.scaled_mm(y, q, w, s if producer != "static" else s[:1], sw, None)
+        expected.append(y)
+
+    def chain():
+        for x, y in zip(xs, ys):
+            produce(x, q, s)
+            ops.scaled_mm(y, q, w, s if producer != "static" else s[:1], sw, None)
+
+    chain()  # warm up outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        chain()
+    for y in ys:
+        y.fill_(float("nan"))
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        for i, (y, e) in enumerate(zip(ys, expected)):
+            assert torch.equal(y, e), f"layer {i} differs: its GEMM read before its producer finished"
+
+
+@pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
+def test_pdl_switch_keeps_results():
+    """VLLM_CUSTOM_FP8_PDL=0 launches the GEMMs without PDL: same bits."""
+    code = (
+        "import torch, hashlib, vllm.custom_fp8\n"
+        "from conftest import activation, log_uniform, random_fp8\n"
+        "ops = torch.ops._custom_fp8\n"
+        "h = hashlib.sha256()\n"
+        "for m in (1, 64, 4096):\n"
+        "    x = activation(m, 4096, torch.bfloat16, 'cuda', seed=m)\n"
+        "    q = torch.empty(m, 4096, dtype=torch.float8_e4m3fn, device='cuda')\n"
+        "    s = torch.empty(m, 1, device='cuda')\n"
+        "    y = torch.empty(m, 2048, dtype=torch.bfloat16, device='cuda')\n"
+        "    ops.dynamic_per_token_scaled_fp8_quant(q, x, s, None)\n"
+        "    ops.scaled_mm(y, q, random_fp8(2048, 4096, 'cuda', seed=3).t(), s,\n"
+        "                  log_uniform((2048,), 1e-3, 1e-1, 'cuda'), None)\n"
+        "    h.update(y.view(torch.int16).cpu().numpy().tobytes())\n"
+        "print(h.hexdigest())\n")
+    tests = Path(__file__).parent
+    digests = {}
+    for flag in ("0", "1"):
+        env = dict(os.environ, VLLM_CUSTOM_FP8_PDL=flag,
+                   PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent),
+                                               os.environ.get("PYTHONPATH", "")]))
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests[flag] = out.stdout.split()[-1]
+    assert digests["0"] == digests["1"]

@@ -113,12 +113,15 @@ for stage in "$@"; do
     throughput)
       MODEL=/tmp/llama3-8b-dummy   # written by tools/gpu-e2e/device.sh
       CONFIGS=${E2E_CONFIGS:-decode:128:512:1,decode:128:512:8,decode:128:512:64,decode:128:512:256,prefill:2048:64:1,prefill:2048:64:8,prefill:2048:64:64,prefill:2048:64:256}
-      # fork: the fork without its compiled-mode fusion pass; fork_fused: with it (the default)
+      # fork: the fork without its compiled-mode fusion pass; fork_fused: with it (the
+      # default); fork_fused_nopdl: with it, GEMMs launched without PDL
       for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
         site=${run%%:*} mode=${run##*:}; [ $site = upstream ] && S=$UPSTREAM || S=$FORK
-        [ $site = fork_fused ] && FUSION=1 || FUSION=0
+        [[ $site = fork_fused* ]] && FUSION=1 || FUSION=0
+        [ $site = fork_fused_nopdl ] && PDL=0 || PDL=1
         L=$(left); [ $L -lt 120 ] && { echo "skip $run: $L s left"; continue; }
-        VLLM_CUSTOM_FP8_FUSION=$FUSION in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
+        VLLM_CUSTOM_FP8_FUSION=$FUSION VLLM_CUSTOM_FP8_PDL=$PDL \
+            in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
             --model-dir $MODEL --configs $CONFIGS --out /tmp/tp_${site}_$mode.json \
             > /tmp/tp_${site}_$mode.log 2>&1
         echo "$run rc=$?"

@@ -111,16 +111,18 @@ def throughput_rows(runs: dict) -> dict:
 
 def throughput_table(runs: dict) -> list[str]:
     lines = ["| workload | in / out | batch | bf16 out tok/s | upstream FP8 | fork FP8 | "
-             "fork FP8 fused | fork / upstream FP8 | fused / upstream FP8 | fork / bf16 | "
-             "upstream FP8 / bf16 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "fork FP8 fused | fused, no PDL | fork / upstream FP8 | fused / upstream FP8 | "
+             "fused no PDL / upstream FP8 | fork / bf16 | upstream FP8 / bf16 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (name, batch, i, o), by in sorted(throughput_rows(runs).items()):
         get = lambda k: by.get(k, {}).get("out_tok_s")  # noqa: E731
         bf, up, fk = get("upstream_bf16"), get("upstream_fp8"), get("fork_fp8")
-        fused = get("fork_fused_fp8")
+        fused, nopdl = get("fork_fused_fp8"), get("fork_fused_nopdl_fp8")
         r = lambda a, b: f"{a / b:.2f}x" if a and b else "-"  # noqa: E731
         f = lambda x: f"{x:.1f}" if x else "-"  # noqa: E731
         lines.append(f"| {name} | {i} / {o} | {batch} | {f(bf)} | {f(up)} | {f(fk)} | {f(fused)} | "
-                     f"{r(fk, up)} | {r(fused, up)} | {r(fk, bf)} | {r(up, bf)} |")
+                     f"{f(nopdl)} | {r(fk, up)} | {r(fused, up)} | {r(nopdl, up)} | {r(fk, bf)} | "
+                     f"{r(up, bf)} |")
     lines += ["", "Start-up (s): " + ", ".join(
         f"{k} LLM() {v.get('init_s')} (import {v.get('import_s')})" for k, v in sorted(runs.items())),
         ""]
@@ -136,7 +138,8 @@ def throughput_plot(runs: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, workload in zip(axes, ("decode", "prefill")):
         for name, label in (("upstream_bf16", "bf16"), ("upstream_fp8", "upstream FP8"),
-                            ("fork_fp8", "fork FP8"), ("fork_fused_fp8", "fork FP8, fused")):
+                            ("fork_fp8", "fork FP8"), ("fork_fused_fp8", "fork FP8, fused"),
+                            ("fork_fused_nopdl_fp8", "fork FP8, fused, no PDL")):
             pts = sorted((b, by[name]["out_tok_s"]) for (w, b, _, _), by in rows.items()
                          if w == workload and name in by)
             if pts:

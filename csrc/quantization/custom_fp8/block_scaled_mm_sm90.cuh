@@ -142,7 +142,9 @@ void run_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
     STD_TORCH_CHECK(false, "custom_fp8.block_scaled_mm: this configuration needs a workspace");
     return nullptr;
   };
-  run_gemm<Gemm>("custom_fp8.block_scaled_mm", args, no_workspace, p.m, p.n, p.k, stream);
+  // No PDL: the block-scaled kernels have not been checked under it.
+  run_gemm<Gemm>("custom_fp8.block_scaled_mm", args, no_workspace, p.m, p.n, p.k,
+                 /*pdl=*/false, stream);
 }
 
 }  // namespace custom_fp8::sm90

@@ -85,6 +85,7 @@ __device__ __forceinline__ void store_chunk(uint8_t* __restrict__ out_row, int64
 template <ScaleMode kMode>
 __global__ void padding_rows_kernel(uint8_t* __restrict__ out, ScaleArgs sa, int64_t m,
                                     int64_t k) {
+  allow_dependent_launch();
   const int64_t row = m + blockIdx.x;
   for (int64_t c = threadIdx.x; c < k; c += blockDim.x) out[row * k + c] = 0;
   if constexpr (kMode == ScaleMode::kPerToken) {

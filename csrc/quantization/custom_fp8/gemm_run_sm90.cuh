@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
@@ -33,18 +35,35 @@ struct GemmStrides {
   }
 };
 
+// Whether the scaled GEMMs launch with programmatic dependent launch (PDL):
+// a GEMM then starts while the kernel before it (our quant or fused producer,
+// which allows it early: allow_dependent_launch in quant_utils.cuh) still
+// runs, sets itself up and prefetches its first weight tiles, and waits for
+// that kernel to finish (griddepcontrol.wait, compiled in by
+// CUTLASS_ENABLE_GDC_FOR_SM90) before it reads anything that kernel writes.
+// VLLM_CUSTOM_FP8_PDL=0 turns it off (read once per process).
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("VLLM_CUSTOM_FP8_PDL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled;
+}
+
 // Runs the CUTLASS kernel of `args`, or fails with op's name: a shape CUTLASS
 // cannot implement, or a launch error. workspace(bytes) provides the
-// kernel's workspace where it needs one (stream-K).
+// kernel's workspace where it needs one (stream-K). pdl: launch with PDL, only
+// for a kernel compiled to wait on the previous grid.
 template <class Gemm, class Workspace>
 void run_gemm(const char* op, const typename Gemm::Arguments& args, Workspace&& workspace,
-              int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+              int64_t m, int64_t n, int64_t k, bool pdl, cudaStream_t stream) {
   Gemm gemm;
   STD_TORCH_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess, op,
                   ": CUTLASS cannot implement M=", m, " N=", n, " K=", k);
   const size_t workspace_bytes = Gemm::get_workspace_size(args);
   const cutlass::Status status =
-      gemm.run(args, workspace_bytes ? workspace(workspace_bytes) : nullptr, stream);
+      gemm.run(args, workspace_bytes ? workspace(workspace_bytes) : nullptr, stream,
+               /*cuda_adapter=*/nullptr, pdl);
   STD_TORCH_CHECK(status == cutlass::Status::kSuccess, op, ": CUTLASS error ",
                   cutlassGetStatusString(status));
 }

@@ -23,6 +23,7 @@ template <typename T, bool kAligned>
 __global__ void per_tensor_quant_kernel(uint8_t* __restrict__ out, const T* __restrict__ in,
                                         const float* __restrict__ scale, int64_t m, int64_t k,
                                         int64_t in_row_stride) {
+  allow_dependent_launch();
   const int64_t row = blockIdx.x;
   const int64_t col = (static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x) * kVecSize;
   if (col >= k) return;

@@ -29,6 +29,7 @@ __global__ void per_token_group_quant_kernel(uint8_t* __restrict__ out,
                                              int64_t k, int64_t in_row_stride,
                                              int64_t scale_stride_row,
                                              int64_t scale_stride_group) {
+  allow_dependent_launch();
   const int64_t group = static_cast<int64_t>(blockIdx.x) * kGroupsPerBlock +
                         threadIdx.x / kThreadsPerGroup;
   const int lane = threadIdx.x % kThreadsPerGroup;

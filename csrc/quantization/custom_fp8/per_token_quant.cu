@@ -22,6 +22,7 @@ __global__ void per_token_quant_kernel(uint8_t* __restrict__ out, float* __restr
                                        const T* __restrict__ in,
                                        const float* __restrict__ scale_ub, int64_t m,
                                        int64_t k, int64_t in_row_stride) {
+  allow_dependent_launch();
   const int64_t row = blockIdx.x;
   uint8_t* out_row = out + row * k;
   if (row >= m) {  // padding row: acts as an all-zero row

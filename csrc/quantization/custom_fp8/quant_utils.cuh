@@ -25,6 +25,17 @@ constexpr int kGroupSize = 128;
 constexpr int kThreadsPerGroup = 16;
 constexpr float kGroupEps = 1e-10f;
 
+// Called first by every kernel whose codes or scales a GEMM reads: the GEMM,
+// launched with PDL (gemm_run_sm90.cuh), may start as soon as every block of
+// this grid has called it. It still waits for this grid to finish before it
+// reads anything; starting early overlaps its setup and its first weight
+// loads with this kernel. Without a PDL-launched successor it does nothing.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // float -> e4m3 code. Callers clamp first, so SATFINITE never triggers; the
 // rounding is the hardware's round-to-nearest-even, as in upstream.
 __device__ __forceinline__ uint16_t cvt_fp8x2(float lo, float hi) {

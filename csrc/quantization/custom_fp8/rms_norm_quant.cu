@@ -47,6 +47,7 @@ __global__ void __launch_bounds__(1024) rms_norm_quant_kernel(
     uint8_t* __restrict__ out, ScaleArgs sa, const T* __restrict__ input,
     T* __restrict__ residual, const T* __restrict__ weight, float epsilon, int64_t k,
     int64_t in_row_stride) {
+  allow_dependent_launch();
   const int64_t row = blockIdx.x;
   uint8_t* out_row = out + row * k;
   const T* in_row = input + row * in_row_stride;

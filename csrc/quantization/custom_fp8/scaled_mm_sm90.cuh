@@ -29,6 +29,29 @@ namespace custom_fp8::sm90 {
 using namespace cute;
 namespace fusion = cutlass::epilogue::fusion;
 
+// The swap-AB decode kernels (non-persistent: CTA blockIdx.x owns weight rows
+// [64 * blockIdx.x, +64) over the whole of K) stream a weight they read once.
+// Before the kernel proper, which waits for the grid it depends on (PDL,
+// gemm_run_sm90.cuh) before its first load, one thread prefetches into L2
+// the weight k-tiles the pipeline will load first. That grid never writes the
+// weight, so reading it early is safe; the loads after the wait hit L2, and
+// the time the previous kernel runs is no longer lost to the weight stream.
+template <class Kernel>
+struct WeightPrefetch : Kernel {
+  CUTLASS_DEVICE void operator()(typename Kernel::Params const& params, char* smem_buf) {
+    using Mainloop = typename Kernel::CollectiveMainloop;
+    if (threadIdx.x == 0) {
+      auto problem = append<4>(params.problem_shape, Int<1>{});
+      cute::Tensor gA_mkl = get<0>(Mainloop{}.load_init(problem, params.mainloop));  // (BLK_M,BLK_K,m,k,l)
+      cute::Tensor gA = gA_mkl(_, _, int(blockIdx.x), _, int(blockIdx.z));             // (BLK_M,BLK_K,k)
+      cute::Tensor tAgA = params.mainloop.tma_load_a.get_slice(0).partition_S(gA);     // (TMA,TMA_M,TMA_K,k)
+      const int k_tiles = min(int(size<3>(tAgA)), Mainloop::DispatchPolicy::Stages);
+      for (int k = 0; k < k_tiles; ++k) prefetch(params.mainloop.tma_load_a, tAgA(_, _, _, k));
+    }
+    Kernel::operator()(params, smem_buf);
+  }
+};
+
 template <class ElementD_, class Config>
 struct ScaledMmKernel {
   using ElementAB = cutlass::float_e4m3_t;  // A and B: e4m3 codes
@@ -85,7 +108,11 @@ struct ScaledMmKernel {
   using GemmKernel =
       cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, CollectiveMainloop,
                                            CollectiveEpilogue, typename Config::TileScheduler>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<NamedKernel<GemmKernel>>;
+  static constexpr bool kPrefetchWeight =
+      kSwapAB && std::is_same_v<typename Config::KernelSchedule,
+                                cutlass::gemm::KernelTmaWarpSpecialized>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<NamedKernel<
+      std::conditional_t<kPrefetchWeight, WeightPrefetch<GemmKernel>, GemmKernel>>>;
 };
 
 template <class Kernel>
@@ -118,7 +145,14 @@ void run_scaled_mm(const ScaledMmArgs& p, cudaStream_t stream) {
       {kSwap ? b : a, strides.a, kSwap ? a : b, strides.b, Kernel::kPromotionInterval},
       {{scale_a, {scale_b, {}, {}}, bias, {}},
        nullptr, strides.d, static_cast<ElementD*>(p.out), strides.d}};
-  run_gemm<Gemm>("custom_fp8.scaled_mm", args, p.workspace, p.m, p.n, p.k, stream);
+  // The translation unit decides whether the kernel waits on the previous
+  // grid (scaled_mm_sm90_streamk_*.cu builds without it).
+#if defined(CUTLASS_ENABLE_GDC_FOR_SM90)
+  const bool pdl = pdl_enabled();
+#else
+  const bool pdl = false;
+#endif
+  run_gemm<Gemm>("custom_fp8.scaled_mm", args, p.workspace, p.m, p.n, p.k, pdl, stream);
 }
 
 }  // namespace custom_fp8::sm90

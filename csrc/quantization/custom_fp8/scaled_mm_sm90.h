@@ -27,32 +27,35 @@ struct ScaledMmArgs {
 // the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
 // defines each). swap_*: computes out^T (small M); *_streamk: stream-K
 // (deterministic reduction) for too few tiles to fill the GPU; *_promoteN:
-// float32 promotion every N of K instead of every k-tile. Two groups, each
+// float32 promotion every N of K instead of every k-tile. Three groups, each
 // compiled in translation units of its own
-// (scaled_mm_sm90_{swap,tile}_{bf16,fp16}.cu); a *_promoteN variant runs its
-// base's kernel, so it stays in its base's group.
+// (scaled_mm_sm90_{swap,streamk,tile}_{bf16,fp16}.cu); a *_promoteN variant
+// runs its base's kernel, so it stays in its base's group. The stream-K
+// group is built without PDL (scaled_mm_sm90_streamk_bf16.cu says why).
 #define CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) \
   X(swap_64x16x256)                         \
   X(swap_64x32x256)                         \
   X(swap_64x64x256)                         \
   X(swap_64x16x256_promote512)              \
   X(swap_64x32x256_promote512)              \
-  X(swap_64x64x256_promote512)              \
-  X(swap_128x16x128_streamk)                \
-  X(swap_128x32x128_streamk)                \
-  X(swap_128x64x128_streamk)                \
-  X(swap_128x16x128_streamk_promote256)     \
-  X(swap_128x32x128_streamk_promote256)     \
-  X(swap_128x64x128_streamk_promote256)
+  X(swap_64x64x256_promote512)
+#define CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
+  X(swap_128x16x128_streamk)                   \
+  X(swap_128x32x128_streamk)                   \
+  X(swap_128x64x128_streamk)                   \
+  X(swap_128x16x128_streamk_promote256)        \
+  X(swap_128x32x128_streamk_promote256)        \
+  X(swap_128x64x128_streamk_promote256)        \
+  X(tile_128x128x128_streamk)                  \
+  X(tile_128x128x128_streamk_promote256)
 #define CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X) \
   X(tile_64x128x128_pingpong)               \
   X(tile_128x128x128)                       \
-  X(tile_128x128x128_streamk)               \
   X(tile_64x128x128_pingpong_promote256)    \
-  X(tile_128x128x128_promote256)            \
-  X(tile_128x128x128_streamk_promote256)
-#define CUSTOM_FP8_SCALED_MM_CONFIGS(X) \
-  CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
+  X(tile_128x128x128_promote256)
+#define CUSTOM_FP8_SCALED_MM_CONFIGS(X)                                         \
+  CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
+  CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
 
 #define CUSTOM_FP8_CONFIG_NAME(name) #name ","
 // "swap_64x16x256,swap_64x32x256,...," (the library's build info lists it)

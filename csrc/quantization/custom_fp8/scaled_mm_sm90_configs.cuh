@@ -87,8 +87,9 @@ struct tile_128x128x128_streamk_promote256 : Promote<tile_128x128x128_streamk, 2
 
 // run_scaled_mm of configuration `name` with output ElementD. Every one is
 // compiled once, in the translation unit of its group and dtype
-// (scaled_mm_sm90_{swap,tile}_{bf16,fp16}.cu): four compiler processes, none
-// holding every CUTLASS kernel at once. Elsewhere they are extern.
+// (scaled_mm_sm90_{swap,streamk,tile}_{bf16,fp16}.cu): six compiler
+// processes, none holding every CUTLASS kernel at once. Elsewhere they are
+// extern.
 #define CUSTOM_FP8_SCALED_MM_RUNNER(name, ElementD) \
   void run_scaled_mm<ScaledMmKernel<ElementD, configs::name>>(const ScaledMmArgs&, cudaStream_t)
 #define CUSTOM_FP8_EXTERN_RUNNERS(name)                                   \

@@ -24,6 +24,7 @@ template <typename T, ScaleMode kMode, bool kAligned>
 __global__ void __launch_bounds__(1024) silu_and_mul_quant_kernel(
     uint8_t* __restrict__ out, ScaleArgs sa, const T* __restrict__ input, int64_t n,
     int64_t in_row_stride) {
+  allow_dependent_launch();
   const int64_t row = blockIdx.x;
   uint8_t* out_row = out + row * n;
   const T* gate_row = input + row * in_row_stride;
