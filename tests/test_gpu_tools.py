@@ -54,6 +54,7 @@ def test_profile_results_prove_our_kernels():
 
 
 @pytest.mark.parametrize("results,doc", [("h100.json", "benchmarks.md"),
+                                         ("h100_9516b68.json", "benchmarks-h100-9516b68.md"),
                                          ("h200.json", "benchmarks-h200.md")])
 def test_benchmark_docs_are_the_report_of_the_results(tmp_path, results, doc):
     """docs/benchmarks*.md are benchmarks/report.py over the committed JSON
