@@ -142,7 +142,9 @@ void run_block_scaled_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
     STD_TORCH_CHECK(false, "custom_fp8.block_scaled_mm: this configuration needs a workspace");
     return nullptr;
   };
-  // No PDL: the block-scaled kernels have not been checked under it.
+  // No PDL: CUTLASS 4.2.0's cooperative kernel loads the block scales in its
+  // MainloopAux warp without waiting on the previous grid, so launched early
+  // it could read activation scales the quant has not written yet.
   run_gemm<Gemm>("custom_fp8.block_scaled_mm", args, no_workspace, p.m, p.n, p.k,
                  /*pdl=*/false, stream);
 }
