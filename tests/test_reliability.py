@@ -146,9 +146,10 @@ def test_cuda_graph_replay(scheme):
         assert torch.equal(static_y, layer(x))
 
 
-def _producer_calls(m, k, device):
-    """Producers a GEMM reads from, each writing codes q [m, k] and scale s
-    ([m, 1], or [1] for the static scale it reads): name -> call(x, q, s)."""
+def _producer_calls(k, device):
+    """Producers a GEMM reads from: name -> call(x, q, s), writing codes into
+    q [m, k] and per-token scales into s [m, 1]; the static one reads its
+    scale from s[0] instead."""
     weight = log_uniform((k,), 0.5, 2.0, device).to(torch.bfloat16)
     return {
         "per_token": lambda x, q, s: ops.dynamic_per_token_scaled_fp8_quant(q, x, s, None),
@@ -174,10 +175,11 @@ def test_gemm_waits_for_its_producer(producer, m):
     k, n, layers = 4096, 2048, 6
     w = random_fp8(n, k, "cuda", seed=3).t()
     sw = log_uniform((n,), 1e-3, 1e-1, "cuda")
-    produce = _producer_calls(m, k, "cuda")[producer]
+    produce = _producer_calls(k, "cuda")[producer]
     xs = [activation(m, k, torch.bfloat16, "cuda", seed=10 + i) * (i + 1) for i in range(layers)]
     q = torch.empty(m, k, dtype=FP8, device="cuda")
     s = torch.full((m, 1), 0.01 if producer == "static" else 0.0, device="cuda")
+    scale_a = s[:1] if producer == "static" else s  # what the GEMM reads
     ys = [torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
           for _ in range(layers)]
 
@@ -186,13 +188,13 @@ def test_gemm_waits_for_its_producer(producer, m):
         produce(x, q, s)
         torch.cuda.synchronize()
         y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-        ops.scaled_mm(y, q, w, s if producer != "static" else s[:1], sw, None)
+        ops.scaled_mm(y, q, w, scale_a, sw, None)
         expected.append(y)
 
     def chain():
         for x, y in zip(xs, ys):
             produce(x, q, s)
-            ops.scaled_mm(y, q, w, s if producer != "static" else s[:1], sw, None)
+            ops.scaled_mm(y, q, w, scale_a, sw, None)
 
     chain()  # warm up outside the capture
     graph = torch.cuda.CUDAGraph()

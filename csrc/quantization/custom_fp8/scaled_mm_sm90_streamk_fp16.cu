@@ -1,9 +1,5 @@
 // The float16-output kernels of the *_streamk scaled GEMM configurations.
-// Built without PDL: with CUTLASS_ENABLE_GDC_FOR_SM90 the persistent kernel
-// calls PersistentTileSchedulerSm90StreamK::is_last_tile, which does not
-// compile in CUTLASS 4.2.0 (a const member passed by non-const reference).
-// Without the define the kernels do not wait on the previous grid, so
-// run_scaled_mm launches them without PDL.
+// Built without PDL, as scaled_mm_sm90_streamk_bf16.cu says.
 #undef CUTLASS_ENABLE_GDC_FOR_SM90
 #include "scaled_mm_sm90_configs.cuh"
 
