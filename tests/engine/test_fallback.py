@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fallback: a layer the fork's kernels cannot serve goes to upstream's kernel
 choice with one log line saying why; VLLM_CUSTOM_FP8_DISABLE=1 switches the
-fork's kernels off. Through vLLM's own init_fp8_linear_kernel (the patched
-selection), on its CPU platform."""
+fork's kernels off; a block layer that upstream would serve with a faster
+kernel (DeepGEMM, FlashInfer) is handed back to it. Through vLLM's own
+init_fp8_linear_kernel (the patched selection), on its CPU platform."""
 
 import logging
 
@@ -16,19 +17,21 @@ pytestmark = [pytest.mark.engine,
                                  reason=fork_missing_reason() or "")]
 
 
-def select(weight_shape, input_dtype=torch.bfloat16):
+def select(weight_shape, input_dtype=torch.bfloat16, block=False, vllm_config=None):
     from vllm.config import VllmConfig, set_current_vllm_config
     from vllm.model_executor.kernels.linear import init_fp8_linear_kernel
     from vllm.model_executor.layers.quantization.utils.quant_utils import (
-        kFp8DynamicTokenSym, kFp8StaticTensorSym)
+        kFp8Dynamic128Sym, kFp8DynamicTokenSym, kFp8Static128BlockSym, kFp8StaticTensorSym)
 
+    keys = (kFp8Dynamic128Sym, kFp8Static128BlockSym) if block else \
+        (kFp8DynamicTokenSym, kFp8StaticTensorSym)
     vllm_logger = logging.getLogger("vllm")
     level = vllm_logger.level
     vllm_logger.setLevel(logging.INFO)  # no engine ran, so vLLM's logging config did not
     try:
-        with set_current_vllm_config(VllmConfig()), vllm_log_records() as records:
-            kernel = init_fp8_linear_kernel(kFp8DynamicTokenSym, kFp8StaticTensorSym,
-                                            input_dtype, input_dtype, weight_shape,
+        with set_current_vllm_config(vllm_config or VllmConfig()), \
+                vllm_log_records() as records:
+            kernel = init_fp8_linear_kernel(*keys, input_dtype, input_dtype, weight_shape,
                                             module_name="layer")
     finally:
         vllm_logger.setLevel(level)
@@ -56,3 +59,74 @@ def test_switched_off_by_env(monkeypatch):
     monkeypatch.setenv("VLLM_CUSTOM_FP8_DISABLE", "1")
     name, _ = select((512, 256))
     assert name != "CustomFp8ScaledMMLinearKernel"
+
+
+# ------------------------------------------- block FP8: hand-back to upstream
+
+def _upstream_block_kernel(name: str, supported: bool = True):
+    """A stand-in for one of upstream's block kernels, by class name (what
+    the hand-back goes by): the CPU platform has no DeepGEMM or FlashInfer."""
+    from vllm.model_executor.kernels.linear.scaled_mm.cpu import CPUFp8BlockScaledMMKernel
+
+    return type(name, (CPUFp8BlockScaledMMKernel,), {
+        "is_supported": classmethod(lambda cls, cc=None: (supported, "stand-in")),
+        "can_implement": classmethod(lambda cls, c: (True, None)),
+    })
+
+
+@pytest.fixture
+def upstream_block_first(monkeypatch):
+    """Puts a stand-in upstream kernel right after ours in the CPU block list."""
+    from vllm.model_executor.kernels import linear
+    from vllm.platforms import PlatformEnum
+
+    def put(kernel):
+        ours, *upstream = linear._POSSIBLE_FP8_BLOCK_KERNELS[PlatformEnum.CPU]
+        assert ours.__name__ == "CustomFp8BlockScaledMMKernel", ours
+        monkeypatch.setitem(linear._POSSIBLE_FP8_BLOCK_KERNELS, PlatformEnum.CPU,
+                            [ours, kernel, *upstream])
+        return kernel
+    return put
+
+
+def test_block_layer_takes_the_fork_kernel_where_upstream_has_no_faster_one():
+    name, messages = select((512, 256), block=True)
+    assert name == "CustomFp8BlockScaledMMKernel"
+    assert not [m for m in messages if m.startswith("custom_fp8:")]
+
+
+@pytest.mark.parametrize("faster", ["FlashInferFp8DeepGEMMDynamicBlockScaledKernel",
+                                    "DeepGemmFp8BlockScaledMMKernel"])
+def test_block_layer_handed_back_to_a_faster_upstream_kernel(upstream_block_first, faster):
+    upstream_block_first(_upstream_block_kernel(faster))
+    name, messages = select((512, 256), block=True)
+    assert name == faster
+    ours = [m for m in messages if m.startswith("custom_fp8:")]
+    assert len(ours) == 1 and f"faster on upstream's {faster}" in ours[0] \
+        and "upstream's kernel serves it" in ours[0], ours
+
+
+def test_block_layer_kept_where_upstream_would_take_a_slower_kernel(upstream_block_first):
+    upstream_block_first(_upstream_block_kernel("CutlassFp8BlockScaledMMKernel"))
+    name, _ = select((512, 256), block=True)
+    assert name == "CustomFp8BlockScaledMMKernel"
+
+
+@pytest.mark.parametrize("why", ["unsupported", "disabled", "env", "linear_backend"])
+def test_block_layer_kept_where_the_faster_kernel_does_not_run_or_ours_is_asked_for(
+        upstream_block_first, monkeypatch, why):
+    from vllm.config import KernelConfig, VllmConfig
+
+    faster = "DeepGemmFp8BlockScaledMMKernel"
+    upstream_block_first(_upstream_block_kernel(faster, supported=why != "unsupported"))
+    config = None
+    if why == "disabled":  # upstream's own switch, read by its selection
+        import vllm.envs as envs
+        monkeypatch.setattr(envs, "VLLM_DISABLED_KERNELS", [faster], raising=False)
+        monkeypatch.setenv("VLLM_DISABLED_KERNELS", faster)
+    elif why == "env":
+        monkeypatch.setenv("VLLM_CUSTOM_FP8_BLOCK_HANDBACK", "0")
+    elif why == "linear_backend":
+        config = VllmConfig(kernel_config=KernelConfig(linear_backend="custom_fp8"))
+    name, _ = select((512, 256), block=True, vllm_config=config)
+    assert name == "CustomFp8BlockScaledMMKernel"

@@ -10,6 +10,13 @@ backend, or the CPU. Elsewhere, or for a layer they cannot serve, selection
 moves on to upstream's kernels and one log line says why.
 VLLM_CUSTOM_FP8_DISABLE=1 switches them off.
 
+Block FP8 on Hopper: where upstream's own choice for a block layer is one of
+FASTER_UPSTREAM_BLOCK_KERNELS (DeepGEMM, or FlashInfer below M = 32 with
+DeepGEMM above), our block class steps aside and upstream's kernel serves the
+layer: measured on the H100, ours is slower there (docs/support.md, "Block
+FP8"). VLLM_CUSTOM_FP8_BLOCK_HANDBACK=0 or `--linear-backend custom_fp8` keeps
+ours.
+
 Both classes override apply_weights and call vllm.custom_fp8.linear.fp8_linear
 (our quant op + our GEMM) themselves: under vLLM's default torch.compile the
 inherited QuantFP8 step would become Inductor code instead of our kernel.
@@ -38,7 +45,15 @@ from .ScaledMMLinearKernel import FP8ScaledMMLinearKernel, FP8ScaledMMLinearLaye
 logger = init_logger(__name__)
 
 DISABLE_ENV = "VLLM_CUSTOM_FP8_DISABLE"
+BLOCK_HANDBACK_ENV = "VLLM_CUSTOM_FP8_BLOCK_HANDBACK"
 LINEAR_BACKEND = "custom_fp8"
+
+# Upstream block kernels faster than ours wherever they run (H100, fork at
+# cfdb173: our block layer 0.87x DeepGEMM's over 60 points, slower at 46).
+# Named, not imported: the names are the same in 0.25.1, 0.32.0 and 0.33.0,
+# and a class that a release lacks is simply never upstream's choice.
+FASTER_UPSTREAM_BLOCK_KERNELS = ("FlashInferFp8DeepGEMMDynamicBlockScaledKernel",
+                                 "DeepGemmFp8BlockScaledMMKernel")
 
 _SCHEMES = {
     kFp8StaticTensorSym: ActivationScheme.STATIC_TENSOR,
@@ -70,6 +85,39 @@ def _decline(layer_kind: str, reason: str) -> tuple[bool, str]:
     logger.info_once("custom_fp8: a %s %s; upstream's kernel serves it", layer_kind, reason,
                      scope="global")
     return False, reason
+
+
+def _linear_backend_is_ours() -> bool:
+    """`--linear-backend custom_fp8` (or, from 0.30, its per-quantization
+    form) asks for our kernels explicitly."""
+    from vllm.config import get_current_vllm_config_or_none
+
+    config = get_current_vllm_config_or_none()
+    if config is None:
+        return False
+    kernel_config = config.kernel_config
+    per_quant = getattr(kernel_config, "linear_backend_per_quant", None) or {}
+    return LINEAR_BACKEND in (kernel_config.linear_backend, *per_quant.values())
+
+
+def _faster_upstream_block_kernel(c: FP8ScaledMMLinearLayerConfig) -> str | None:
+    """Upstream's choice for this block layer (the first kernel after ours in
+    its priority list that is enabled, supported and can implement it), if it
+    is one that is faster than ours."""
+    if os.environ.get(BLOCK_HANDBACK_ENV) == "0" or _linear_backend_is_ours():
+        return None
+    # Imported here: this module is imported while kernels/linear/__init__.py loads.
+    from vllm.model_executor.kernels.linear import (
+        _POSSIBLE_FP8_BLOCK_KERNELS,
+        is_supported_and_can_implement_kernel,
+    )
+
+    for kernel in _POSSIBLE_FP8_BLOCK_KERNELS.get(current_platform._enum, ()):
+        if kernel is CustomFp8BlockScaledMMKernel:
+            continue
+        if is_supported_and_can_implement_kernel(kernel, c, None)[0]:
+            return kernel.__name__ if kernel.__name__ in FASTER_UPSTREAM_BLOCK_KERNELS else None
+    return None
 
 
 def _gemm_shape_supported(c: FP8ScaledMMLinearLayerConfig) -> str | None:
@@ -135,6 +183,9 @@ class CustomFp8BlockScaledMMKernel(Fp8BlockScaledMMLinearKernel):
         why = _gemm_shape_supported(c)
         if why is None and c.weight_shape[1] % BLOCK_K:
             why = f"needs K divisible by {BLOCK_K}, got {c.weight_shape[1]}"
+        if why is None and (faster := _faster_upstream_block_kernel(c)):
+            why = (f"is faster on upstream's {faster} on this GPU (docs/support.md; "
+                   f"{BLOCK_HANDBACK_ENV}=0 keeps ours)")
         return _decline("block layer", why) if why else (True, None)
 
     @staticmethod
