@@ -12,7 +12,7 @@ against a float64 reference. t_graph: a CUDA graph of back-to-back calls
 cycling through operand copies that span >= 4x the 50 MB L2 (cold cache, no
 launch gaps); methods of one (shape, M) are replayed interleaved, `repeats`
 times; the median is reported with the spread. t_eager: the same calls from
-a host loop, launch and Python overhead included. Ceilings (copy bandwidth,
+a host loop, launch and Python overhead included. Ceilings (copy and read-stream bandwidth,
 FP8 peak) are measured in the same run. Upstream's ops come from its _C
 library (--upstream-c, default $VLLM_UPSTREAM_C).
 """
@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import triton
+import triton.language as tl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -128,19 +130,57 @@ def time_eager(fn, n_copies: int, calls: int = 50) -> float:
     return (time.perf_counter() - t0) / calls
 
 
+@triton.jit
+def _read_stream_kernel(src, partial, n_vectors, BLOCK: tl.constexpr):
+    """Reads src (int32, n_vectors a multiple of BLOCK) in grid-strided
+    BLOCK-wide slabs (16-byte loads per thread); one xor per program is
+    written, so the bytes moved are reads."""
+    acc = tl.zeros([BLOCK], dtype=tl.int32)
+    for start in range(tl.program_id(0) * BLOCK, n_vectors, tl.num_programs(0) * BLOCK):
+        acc ^= tl.load(src + start + tl.arange(0, BLOCK))
+    tl.store(partial + tl.program_id(0), tl.xor_sum(acc, axis=0))
+
+
+def time_events(fn, calls: int = 5) -> float:
+    """Seconds per call of back-to-back launches between two events (the
+    other timing of a ceiling; a CUDA graph can time a stream lower)."""
+    fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e-3 / calls
+
+
 def ceilings() -> dict:
-    """Large device-copy bandwidth (bytes read + written) and FP8 peak."""
+    """Measured in every run: the device copy's bandwidth (bytes read +
+    written), a pure read stream's (the weight stream of a memory-bound
+    layer), each of >= 1 GiB on every SM timed in a CUDA graph and with
+    events (the faster counts), and the FP8 peak (cuBLASLt fast-accum 8192^3)."""
     n = 1 << 31  # bytes; copied as float32 so the copy kernel moves 16 bytes per thread
     src = torch.empty(n // 4, dtype=torch.float32, device="cuda")
     dst = torch.empty_like(src)
-    t_copy = statistics.median(time_graphs({"copy": lambda i: dst.copy_(src)}, 1, 5)["copy"])
+    copy = lambda i=0: dst.copy_(src)  # noqa: E731
+    t_copy = min(statistics.median(time_graphs({"copy": copy}, 1, 5)["copy"]), time_events(copy))
+    words = src.view(torch.int32)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    partial = torch.empty(16 * sms, dtype=torch.int32, device="cuda")
+    t_read = math.inf
+    for per_sm, block, warps in ((2, 4096, 8), (4, 4096, 8), (8, 2048, 4), (16, 1024, 4)):
+        read = lambda i=0, g=per_sm * sms, b=block, w=warps: _read_stream_kernel[(g,)](  # noqa: E731
+            words, partial, words.numel(), BLOCK=b, num_warps=w)
+        t_read = min(t_read, statistics.median(time_graphs({"read": read}, 1, 5)["read"]),
+                     time_events(read))
     a = torch.randn(8192, 8192, device="cuda").to(FP8)
     b = torch.randn(8192, 8192, device="cuda").to(FP8).t()
     one = torch.ones((), device="cuda")
     mm = lambda i: torch._scaled_mm(a, b, one, one, out_dtype=torch.bfloat16,  # noqa: E731
                                     use_fast_accum=True)
     t_mm = statistics.median(time_graphs({"mm": mm}, 1, 5)["mm"])
-    return {"copy_bw_Bps": 2 * n / t_copy, "fp8_peak_flops": 2 * 8192**3 / t_mm}
+    return {"copy_bw_Bps": 2 * n / t_copy, "read_bw_Bps": n / t_read,
+            "fp8_peak_flops": 2 * 8192**3 / t_mm}
 
 
 # ----------------------------------------------------------------- methods
@@ -161,7 +201,7 @@ class Operands:
     """Copies of one shape's operands, enough to span SPAN_BYTES."""
 
     def __init__(self, shape: Shape, m: int, weights: dict):
-        self.shape, self.w, self.producer = shape, weights, None
+        self.shape, self.w, self.producer, self.block_codes = shape, weights, None, None
         x_bytes = 2 * m * shape.k
         self.n_copies = max(1, min(weights["copies"], math.ceil(
             SPAN_BYTES / (x_bytes + shape.n * shape.k + 2 * m * shape.n))))
@@ -244,19 +284,68 @@ def layer_methods(ops: Operands, up: "Upstream | None", compiled: dict) -> dict:
 
 
 def block_methods(ops: Operands, up: "Upstream | None") -> dict:
+    """Block FP8 (128x128 weight blocks, 1x128 activation groups): our layer
+    and GEMM alone; upstream's CUTLASS block path; with the block bundle
+    (tools/gpu/block_env.sh), upstream's real Hopper default
+    (FlashInferFp8DeepGEMMDynamicBlockScaledKernel: FlashInfer below M = 32,
+    its group quant + DeepGEMM above, E8M0 scales) and DeepGEMM with float32
+    scales fed by the same group quant, layer and GEMM alone."""
     w, x = ops.w, ops.x
 
     def wt(i):
         return w["block"][i % w["copies"]].t()
 
     scale_t = w["block_scale_inv"].t()
+    pre = [cf8.per_token_group_quant_fp8(xi, column_major_scales=True, tma_aligned_scales=True)
+           for xi in x]
+    ops.block_codes = pre[0]
     methods = {
         "ours_cuda_block": lambda i: fp8_linear(x[i], wt(i), scale_t, ActivationScheme.DYNAMIC_GROUP),
+        "gemm_ours_block": lambda i: cf8.block_scaled_mm(pre[i][0], wt(i), pre[i][1], scale_t,
+                                                         torch.bfloat16),
         "ours_triton_block": lambda i: triton_block_layer(x[i], wt(i), scale_t),
     }
-    if up is not None:
-        methods["vllm_block"] = lambda i: up.layer(up.group_quant, x[i], wt(i), scale_t, None)
+    if up is None:
+        return methods
+    methods["vllm_block"] = lambda i: up.layer(up.group_quant, x[i], wt(i), scale_t, None)
+    if UPSTREAM_BLOCK is None:
+        return methods
+    if "block_e8m0" not in w:  # DeepGemmFp8BlockScaledMMKernel.process_weights_after_loading
+        e8m0 = UPSTREAM_BLOCK.process_weight(w["block"][0], w["block_scale_inv"], use_e8m0=True)
+        w["block_e8m0"] = [e8m0[0]] + [e8m0[0].clone() for _ in range(w["copies"] - 1)]
+        w["block_e8m0_scale"] = e8m0[1]
+
+    def w_e8m0(i):
+        return w["block_e8m0"][i % w["copies"]]
+
+    def w_fp32(i):
+        return w["block"][i % w["copies"]]
+
+    sb, sb_e8m0 = w["block_scale_inv"], w["block_e8m0_scale"]
+    methods.update({
+        "vllm_default_block": lambda i: UPSTREAM_BLOCK.vllm_block_linear(x[i], w_e8m0(i), sb_e8m0),
+        "deepgemm_f32_block": lambda i: UPSTREAM_BLOCK.dg_gemm(
+            *UPSTREAM_BLOCK.quant_act(x[i], use_ue8m0=False), w_fp32(i), sb, use_ue8m0=False),
+        "gemm_deepgemm_f32_block": lambda i: UPSTREAM_BLOCK.dg_gemm(
+            pre[i][0], pre[i][1], w_fp32(i), sb, use_ue8m0=False),
+    })
     return methods
+
+
+def load_upstream_block():
+    """benchmarks/upstream_block.py with DeepGEMM and FlashInfer importable, else None."""
+    try:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        import upstream_block
+        upstream_block.setup_like_vllm()
+        import flashinfer.gemm  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - the block group then runs without them
+        print(f"upstream block baselines (DeepGEMM, FlashInfer) unavailable: {e!r}")
+        return None
+    return upstream_block
+
+
+UPSTREAM_BLOCK = None
 
 
 def component_methods(ops: Operands, up: "Upstream | None") -> dict:
@@ -441,7 +530,13 @@ def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
         return f"raised {type(e).__name__}: {e}"
     out = out if isinstance(out, torch.Tensor) else out[0]
     w = ops.w
-    if name.startswith("gemm_"):
+    if name.startswith("gemm_") and name.endswith("_block"):
+        q, sc = ops.block_codes
+        m, k = q.shape
+        a = (q.double().view(m, k // 128, 128) * sc.double()[..., None]).view(m, k)
+        ref = a @ dequantized_weight(w, "block").t()
+        tol = TOLERANCE["gemm"]
+    elif name.startswith("gemm_"):
         q, s = cf8.scaled_fp8_quant(ops.x[0], use_per_token_if_dynamic=True)
         ref = (q.double() * s.double()) @ dequantized_weight(w, "token").t()
         tol = TOLERANCE["gemm"]
@@ -464,18 +559,27 @@ def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
 
 
 def row_metrics(name: str, shape: Shape, m: int, t: float, ceil: dict) -> dict:
+    """Bytes, FLOPs and two roofline floors: `floor_us` (every byte over the
+    copy bandwidth, the column of earlier runs) and `floor_read_us` (bytes
+    read over the read-stream bandwidth plus bytes written over the copy
+    bandwidth: what a memory-bound layer, a weight stream, can reach)."""
     n, k = shape.n, shape.k
+    written = 2 * m * n
     if name.startswith(("quant_", "copy")):
-        nbytes, flops = 3 * m * k + 4 * m, 0
+        read, written, flops = 2 * m * k, m * k + 4 * m, 0
     elif name.startswith("gemm_"):
-        nbytes, flops = m * k + n * k + 2 * m * n, 2 * m * n * k
+        read, flops = m * k + n * k, 2 * m * n * k
     elif name.endswith("_silu"):  # the producer reads [gate | up] in bf16
-        nbytes, flops = 4 * m * k + n * k + 2 * m * n, 2 * m * n * k
+        read, flops = 4 * m * k + n * k, 2 * m * n * k
     else:  # a whole layer reads the bf16 activation
-        nbytes, flops = 2 * m * k + n * k * (2 if name == "bf16" else 1) + 2 * m * n, 2 * m * n * k
-    floor = max(nbytes / ceil["copy_bw_Bps"], flops / ceil["fp8_peak_flops"])
-    return {"bytes": nbytes, "flops": flops, "floor_us": floor * 1e6,
-            "pct_floor": 100 * floor / t, "tflops": flops / t / 1e12, "gbps": nbytes / t / 1e9}
+        read, flops = 2 * m * k + n * k * (2 if name == "bf16" else 1), 2 * m * n * k
+    nbytes, t_flops = read + written, flops / ceil["fp8_peak_flops"]
+    floor = max(nbytes / ceil["copy_bw_Bps"], t_flops)
+    floor_read = max(read / ceil["read_bw_Bps"] + written / ceil["copy_bw_Bps"], t_flops)
+    return {"bytes": nbytes, "read_bytes": read, "flops": flops,
+            "floor_us": floor * 1e6, "pct_floor": 100 * floor / t,
+            "floor_read_us": floor_read * 1e6, "pct_floor_read": 100 * floor_read / t,
+            "tflops": flops / t / 1e12, "gbps": nbytes / t / 1e9}
 
 
 def metadata(ceil: dict) -> dict:
@@ -510,10 +614,14 @@ def main():
     shard, n_shards = map(int, args.shard.split("/"))
 
     up = Upstream(args.upstream_c) if args.upstream_c else None
+    if up is not None and "block" in args.groups:
+        global UPSTREAM_BLOCK
+        UPSTREAM_BLOCK = load_upstream_block()
     compiled = {"token": native_quant(True), "tensor": native_quant(False)}
     ceil = ceilings()
     result = {"meta": metadata(ceil), "rows": [], "invalid": []}
-    print(f"copy {ceil['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 peak {ceil['fp8_peak_flops'] / 1e12:.0f}"
+    print(f"copy {ceil['copy_bw_Bps'] / 1e9:.0f} GB/s, read {ceil['read_bw_Bps'] / 1e9:.0f} GB/s,"
+          f" FP8 peak {ceil['fp8_peak_flops'] / 1e12:.0f}"
           f" TFLOP/s, backend {cf8.CUDA_BACKEND}", flush=True)
     shapes = list(model_shapes(models, args.projections, tps))[shard::n_shards]
     for shape in shapes:

@@ -18,6 +18,12 @@
 #   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
 #                  sweep), racecheck and synccheck (--quick); SANITIZE_TOOLS picks,
 #                  SANITIZE_S caps each (seconds)
+#   block-smoke    benchmarks/upstream_block.py: JIT-builds and checks upstream's Hopper
+#                  block-FP8 default (FlashInfer, DeepGEMM) from .carry/block
+#                  (tools/gpu/block_baselines_bundle.sh), which the bench's block group
+#                  then times beside ours
+#   block-jit      their JIT caches -> $OUT/block_jit.tar.xz (carry it back as
+#                  .carry/block/jit.tar.xz: later calls skip the builds)
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
@@ -35,6 +41,7 @@ export PYTHONUNBUFFERED=1 CUSTOM_FP8_COMMIT=${CUSTOM_FP8_COMMIT:-unknown}
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 } 2>&1 | tee "$OUT/setup.log"
 export PYTHONPATH=$SITE:$PWD VLLM_UPSTREAM_C=/tmp/upstream_C.so
+[ -f .carry/block/deep_gemm.tar.xz ] && source tools/gpu/block_env.sh
 python3 -c "import vllm.custom_fp8 as c; assert c.CUDA_BACKEND == 'cuda', c.CUDA_BACKEND" \
   || { echo "the CUDA extension did not load"; exit 1; }
 
@@ -65,6 +72,10 @@ for stage in "$@"; do
         grep -E "ERROR SUMMARY|SANITIZE|RACECHECK SUMMARY|Error|error" /tmp/sanitize_$tool.log \
             | head -20; tail -1 /tmp/sanitize_$tool.log
       done ;;
+    block-smoke)
+      VLLM_C_LIB=$VLLM_UPSTREAM_C python3 benchmarks/upstream_block.py 2>&1 | tee "$OUT/block_smoke.log" ;;
+    block-jit)
+      tar -C "$BLOCK_CACHE" -cf - . | xz -T0 -6 > "$OUT/block_jit.tar.xz"; ls -la "$OUT/block_jit.tar.xz" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
