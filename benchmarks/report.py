@@ -7,8 +7,12 @@
         --plots docs/img/h200
 
 Speed-ups are baseline time / our time (above 1: ours is faster); "% floor"
-is the roofline floor / time. Upstream's whole layer is `vllm_eager_token`
-(its per-token quant kernel + CUTLASS), the comparison the targets use.
+is the roofline floor / time with every byte over the copy bandwidth, "% read
+floor" (runs that measured a read stream) with the bytes read over the
+read-stream bandwidth and the bytes written over the copy bandwidth.
+Upstream's whole layer is `vllm_eager_token` (its per-token quant kernel +
+CUTLASS), the comparison the targets use; upstream's block-FP8 layer on
+Hopper is `vllm_default_block` (FlashInfer below M = 32, DeepGEMM above).
 """
 
 import argparse
@@ -80,6 +84,13 @@ def summary(table: dict) -> list[str]:
     bf = [s for (_, _, _, m), rows in table.items() if m == 1 and (s := speedup(rows, OURS, "bf16"))]
     if bf:
         lines.append(f"- M = 1 vs bf16: {min(bf):.2f}-{max(bf):.2f}x (target >= 1.8x everywhere).")
+    for tp, target in ((1, 85), (2, 75)):
+        pct = [rows[OURS]["pct_floor_read"] for (_, _, t, m), rows in table.items()
+               if m <= 64 and t == tp and "pct_floor_read" in rows.get(OURS, {})]
+        if pct:
+            lines.append(f"- M <= 64, TP={tp}: {min(pct):.0f}-{max(pct):.0f}% of the read floor, "
+                         f"median {statistics.median(pct):.0f}% (target: median >= {target}%, "
+                         "every point >= 60%).")
     blk = [s for rows in table.values() if (s := speedup(rows, "ours_cuda_block", "vllm_block"))]
     if blk:
         lines.append(f"- Block FP8 vs upstream's CUTLASS block path: geometric mean {geomean(blk):.2f}x, "
@@ -97,8 +108,9 @@ def summary(table: dict) -> list[str]:
 
 def layer_table(table: dict) -> list[str]:
     cols = list(BASELINES)
-    head = ["model", "layer", "tp", "M", "floor µs", "ours µs (spread)", "% floor",
-            "ours Triton µs"] + [f"÷ {c}" for c in cols]
+    read = any("pct_floor_read" in rows.get(OURS, {}) for rows in table.values())
+    head = ["model", "layer", "tp", "M", "floor µs", "ours µs (spread)", "% floor"] \
+        + (["% read floor"] if read else []) + ["ours Triton µs"] + [f"÷ {c}" for c in cols]
     table_rows = []
     for (model, proj, tp, m), rows in sorted(table.items()):
         if OURS not in rows:
@@ -106,8 +118,8 @@ def layer_table(table: dict) -> list[str]:
         o = rows[OURS]
         tri = rows.get("ours_triton_token", {}).get("t_graph_us")
         cells = [model, proj, str(tp), str(m), f"{o['floor_us']:.1f}",
-                 f"{o['t_graph_us']:.1f} ({spread(o)})", f"{o['pct_floor']:.0f}%",
-                 f"{tri:.1f}" if tri else "-"]
+                 f"{o['t_graph_us']:.1f} ({spread(o)})", f"{o['pct_floor']:.0f}%"] \
+            + ([f"{o['pct_floor_read']:.0f}%"] if read else []) + [f"{tri:.1f}" if tri else "-"]
         cells += [f"{s:.2f}" if (s := speedup(rows, OURS, c)) else "-" for c in cols]
         table_rows.append("| " + " | ".join(cells) + " |")
     if not table_rows:
@@ -142,6 +154,50 @@ def component_table(table: dict) -> list[str]:
         return []
     return (["## Components: the GEMM alone, the per-token quant alone, block FP8", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + table_rows + [""])
+
+
+BLOCK_OURS = "ours_cuda_block"
+BLOCK_BASELINES = {
+    "vllm_default_block": "upstream's Hopper default (FlashInfer M < 32, DeepGEMM, E8M0)",
+    "deepgemm_f32_block": "upstream's group quant + DeepGEMM, float32 scales",
+    "vllm_block": "upstream's CUTLASS block path",
+}
+
+
+def block_table(table: dict) -> list[str]:
+    """Block FP8 against upstream's real Hopper default (bench group "block"
+    with the DeepGEMM / FlashInfer bundle)."""
+    keys = [k for k, rows in sorted(table.items())
+            if BLOCK_OURS in rows and "vllm_default_block" in rows]
+    if not keys:
+        return []
+    head = (["model", "layer", "tp", "M", "ours µs (spread)", "% read floor"]
+            + [f"÷ {c}" for c in BLOCK_BASELINES] + ["GEMM ours µs", "÷ GEMM DeepGEMM f32"])
+    rows_md, by_m = [], defaultdict(list)
+    for key in keys:
+        rows = table[key]
+        o, g = rows[BLOCK_OURS], rows.get("gemm_ours_block")
+        ratios = [speedup(rows, BLOCK_OURS, c) for c in BLOCK_BASELINES]
+        by_m[key[3]].append(ratios[0])
+        g_dg = speedup(rows, "gemm_ours_block", "gemm_deepgemm_f32_block")
+        rows_md.append("| " + " | ".join(
+            [key[0], key[1], str(key[2]), str(key[3]), f"{o['t_graph_us']:.1f} ({spread(o)})",
+             f"{o['pct_floor_read']:.0f}%" if "pct_floor_read" in o else "-"]
+            + [f"{r:.2f}" if r else "-" for r in ratios]
+            + [f"{g['t_graph_us']:.1f}" if g else "-", f"{g_dg:.2f}" if g_dg else "-"]) + " |")
+    every = [r for rs in by_m.values() for r in rs]
+    summary = [f"- Ours vs upstream's default: geometric mean **{geomean(every):.2f}x** over "
+               f"{len(every)} points, min {min(every):.2f}x, below 0.97x at "
+               f"{sum(r < 0.97 for r in every)} (target: >= 1.15x where the fork is selected, "
+               "none below 1.0x)."]
+    summary += [f"- M = {m}: {geomean(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})"
+                for m, rs in sorted(by_m.items())]
+    return (["## Block FP8 (128x128 weight blocks, 1x128 activation groups) against upstream's "
+             "Hopper default", "",
+             "`÷ X` = X's time / ours (above 1: ours is faster); every method is its whole "
+             "layer (bf16 in, its own group quant, GEMM, bf16 out) except the GEMM columns "
+             "(the same codes from our group quant).", ""] + summary + [""]
+            + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows_md + [""])
 
 
 def fused_table(table: dict) -> list[str]:
@@ -234,8 +290,10 @@ def main():
     # A results file may join the runs of several device calls (meta["runs"]):
     # each row's floor then uses the ceilings of its own run.
     runs = meta.get("runs", [meta])
-    ceilings = "; ".join(f"device copy {r['copy_bw_Bps'] / 1e9:.0f} GB/s, FP8 GEMM peak "
-                         f"{r['fp8_peak_flops'] / 1e12:.0f} TFLOP/s" for r in runs)
+    ceilings = "; ".join(f"device copy {r['copy_bw_Bps'] / 1e9:.0f} GB/s, "
+                         + (f"read stream {r['read_bw_Bps'] / 1e9:.0f} GB/s, "
+                            if "read_bw_Bps" in r else "")
+                         + f"FP8 GEMM peak {r['fp8_peak_flops'] / 1e12:.0f} TFLOP/s" for r in runs)
     commands = "; ".join(f"`python benchmarks/bench_fp8_linear.py"
                          f"{''.join(' ' + a for a in r.get('argv', []))}` ({r['date']})"
                          for r in runs)
@@ -250,7 +308,7 @@ def main():
     lines += summary(table)
     if args.plots:
         lines += plots(table, Path(args.plots), Path(args.md).parent)
-    lines += layer_table(table) + component_table(table) + fused_table(table)
+    lines += layer_table(table) + component_table(table) + fused_table(table) + block_table(table)
     Path(args.md).write_text("\n".join(lines))
 
 
