@@ -22,6 +22,10 @@
 #               (tools/gpu-e2e/run_e2e.py, one process each; E2E_RUNS picks),
 #               decode 128/512 and prefill 2048/64 at batch 1..256
 #   main        the README's main job (tools/run_fork.py) on the fork site
+# With .carry/block (tools/gpu/block_baselines_bundle.sh) both sites also get
+# DeepGEMM and FlashInfer, as a pip install of vLLM 0.25.1 has them: upstream
+# then serves block FP8 with its Hopper default, and the fork hands those
+# layers back to it (the fidelity variant custom_fp8 keeps ours).
 # Results (JSON, logs) land in $OUT; at most 8 files come back, so each
 # stage writes one JSON and its log lines go to stdout. E2E_TP=2 runs every
 # engine with tensor_parallel_size=2 (kind nvidia-h100-x2; NCCL with NVLink
@@ -51,7 +55,12 @@ echo "fork bundle built at $BUNDLE; tree at ${CUSTOM_FP8_COMMIT:-unknown}"
 [ -n "${CUSTOM_FP8_COMMIT:-}" ] && [ "${BUNDLE%-dirty}" != "$CUSTOM_FP8_COMMIT" ] \
   && echo "WARNING: the fork bundle is not of this commit: rerun tools/gpu/bundle.sh"
 PYTHONPATH=$FORK python3 -c "import vllm, vllm.custom_fp8 as c; print('fork', vllm.__file__, 'backend', c.CUDA_BACKEND)"
-in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu "$@"; }
+if [ -f .carry/block/deep_gemm.tar.xz ]; then
+  source tools/gpu/block_env.sh
+  # DeepGEMM kernels compile on first use instead of for every M at engine start
+  export VLLM_DEEP_GEMM_WARMUP=${VLLM_DEEP_GEMM_WARMUP:-skip}
+fi
+in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu${BLOCK_SITE:+:$BLOCK_SITE} "$@"; }
 lines() { grep -E "$1" | grep -v "^DEBUG" | cut -c1-600 | head -${2:-60}; }
 
 for stage in "$@"; do
