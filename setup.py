@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Builds vllm-custom-fp8: the vllm.custom_fp8 package and its CUDA library.
+"""Builds vllm-custom-fp8, the fork's vLLM plugin: the overlay (every file
+under vllm/ here, at its vLLM path: the vllm.custom_fp8 package, the kernel
+classes, the fusion pass; never an upstream __init__.py) and the CUDA library.
+Installed next to a stock vLLM, its `vllm.general_plugins` entry point
+(pyproject.toml) puts the fork's kernels first (vllm/custom_fp8/plugin.py).
 
     pip install --no-build-isolation .           # wheel into the environment
     python setup.py build_ext --inplace          # vllm/custom_fp8/_C.abi3.so in the tree
@@ -74,11 +78,20 @@ class CMakeBuild(build_ext):
         return fullname.replace(".", os.sep) + ".abi3.so"
 
 
+# The overlay's modules outside vllm.custom_fp8, e.g.
+# vllm.model_executor.kernels.linear.scaled_mm.custom_fp8: single modules in
+# packages that upstream's vllm provides (their __init__.py is not ours to ship).
+OVERLAY_MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for path in (ROOT / "vllm").rglob("*.py")
+    if (ROOT / "vllm" / "custom_fp8") not in path.parents)
+
 ext_modules = [] if os.environ.get("CUSTOM_FP8_SKIP_CUDA") == "1" else [
     Extension("vllm.custom_fp8._C", sources=[])]
 
 setup(
     packages=find_namespace_packages(include=["vllm.custom_fp8", "vllm.custom_fp8.*"]),
+    py_modules=OVERLAY_MODULES,
     ext_modules=ext_modules,
     cmdclass={"build_ext": CMakeBuild},
 )
