@@ -37,6 +37,15 @@ class _Memo:
         return self._done[key]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fork_kernels_registered():
+    """Plugin mode: our classes join vLLM's lists when vLLM loads its general
+    plugins (register()), which an engine does but a test that selects
+    kernels directly does not. A no-op for the patched fork."""
+    if harness.fork_missing_reason() is None:
+        harness.load_plugin()
+
+
 @pytest.fixture(scope="session")
 def prompts() -> list[list[int]]:
     g = torch.Generator().manual_seed(1234)

@@ -108,7 +108,9 @@ def vllm_log_records():
     drops handlers that others attached to "vllm" (and clears them on its
     child loggers), so the handler is attached again after each
     reconfiguration. *_once messages are deduplicated per process: their
-    caches are cleared so each engine logs its own selection lines.
+    caches are cleared so each engine logs its own selection lines. Where
+    no engine has configured vLLM's logging yet, INFO records are let through
+    for the duration.
     """
     import vllm.logger as vlog
 
@@ -125,11 +127,15 @@ def vllm_log_records():
         getattr(vlog, cached).cache_clear()
     vlog._configure_vllm_root_logger = reconfigure
     root.addHandler(handler)
+    level = root.level
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
     try:
         yield handler.records
     finally:
         vlog._configure_vllm_root_logger = original
         root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def selected_kernels(records) -> list[tuple[str, str]]:

@@ -5,12 +5,10 @@ fork's kernels off; a block layer that upstream would serve with a faster
 kernel (DeepGEMM, FlashInfer) is handed back to it. Through vLLM's own
 init_fp8_linear_kernel (the patched selection), on its CPU platform."""
 
-import logging
-
 import pytest
 import torch
 
-from tests.engine.harness import fork_missing_reason, vllm_log_records
+from tests.engine.harness import fork_missing_reason, plugin_mode, vllm_log_records
 
 pytestmark = [pytest.mark.engine,
               pytest.mark.skipif(fork_missing_reason() is not None,
@@ -25,16 +23,9 @@ def select(weight_shape, input_dtype=torch.bfloat16, block=False, vllm_config=No
 
     keys = (kFp8Dynamic128Sym, kFp8Static128BlockSym) if block else \
         (kFp8DynamicTokenSym, kFp8StaticTensorSym)
-    vllm_logger = logging.getLogger("vllm")
-    level = vllm_logger.level
-    vllm_logger.setLevel(logging.INFO)  # no engine ran, so vLLM's logging config did not
-    try:
-        with set_current_vllm_config(vllm_config or VllmConfig()), \
-                vllm_log_records() as records:
-            kernel = init_fp8_linear_kernel(*keys, input_dtype, input_dtype, weight_shape,
-                                            module_name="layer")
-    finally:
-        vllm_logger.setLevel(level)
+    with set_current_vllm_config(vllm_config or VllmConfig()), vllm_log_records() as records:
+        kernel = init_fp8_linear_kernel(*keys, input_dtype, input_dtype, weight_shape,
+                                        module_name="layer")
     return type(kernel).__name__, [r.message for r in records]
 
 
@@ -112,7 +103,10 @@ def test_block_layer_kept_where_upstream_would_take_a_slower_kernel(upstream_blo
     assert name == "CustomFp8BlockScaledMMKernel"
 
 
-@pytest.mark.parametrize("why", ["unsupported", "disabled", "env", "linear_backend"])
+@pytest.mark.parametrize("why", ["unsupported", "disabled", "env", pytest.param(
+    "linear_backend", marks=pytest.mark.skipif(
+        fork_missing_reason() is None and plugin_mode(),
+        reason="plugin mode: --linear-backend is a Literal upstream (patch 0006 adds ours)"))])
 def test_block_layer_kept_where_the_faster_kernel_does_not_run_or_ours_is_asked_for(
         upstream_block_first, monkeypatch, why):
     from vllm.config import KernelConfig, VllmConfig
