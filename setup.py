@@ -94,4 +94,7 @@ setup(
     py_modules=OVERLAY_MODULES,
     ext_modules=ext_modules,
     cmdclass={"build_ext": CMakeBuild},
+    # The library calls no CPython API (torch's stable ABI; torch loads it),
+    # so one wheel serves every Python the package supports.
+    options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
 )

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The release artifacts: the fork's wheel (tools/build_release.sh; CI builds
-it before the tests) and the Dockerfile.
+"""The release artifacts: the fork's wheel and the plugin wheel
+(tools/build_release.sh; CI builds them before the tests) and the Dockerfiles.
 
 The wheel must be what its name says: upstream 0.25.1 with the series and the
 overlay applied, upstream's dependencies, the fork's version, and a real
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from email.parser import Parser
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,8 @@ import fork  # noqa: E402
 WHEELS = sorted((REPO / "dist").glob("vllm-*+customfp8.*.whl"))
 needs_wheel = pytest.mark.skipif(not WHEELS, reason="no fork wheel in dist/ "
                                  "(bash tools/build_release.sh)")
+PLUGIN_WHEELS = sorted((REPO / "dist").glob("vllm_custom_fp8-*.whl"))
+LIBRARY = "vllm/custom_fp8/_C.abi3.so"
 
 
 def metadata(whl: zipfile.ZipFile) -> tuple[str, dict]:
@@ -115,8 +118,27 @@ def test_installs_and_reports_the_fork_version(tmp_path):
     assert re.fullmatch(r"0\.25\.1\+customfp8\.\d+", out), out
 
 
+@pytest.mark.skipif(not PLUGIN_WHEELS, reason="no plugin wheel in dist/ "
+                    "(bash tools/build_release.sh)")
+def test_plugin_wheel_is_the_overlay_and_the_library():
+    """Plugin mode (vllm/custom_fp8/plugin.py): exactly the overlay's files at
+    their vLLM paths, byte for byte (never an upstream file), the kernel
+    library, the entry point, and one wheel for every Python 3 (abi3)."""
+    whl = zipfile.ZipFile(PLUGIN_WHEELS[-1])
+    dist_info, _ = metadata(whl)
+    files = {n for n in whl.namelist() if not n.startswith(dist_info + "/")}
+    overlay = set(fork.Fork(REPO).overlay_files())
+    assert files == overlay | {LIBRARY}, files ^ (overlay | {LIBRARY})
+    for name in sorted(overlay):
+        assert whl.read(name) == (REPO / name).read_bytes(), name
+    assert whl.read(f"{dist_info}/entry_points.txt").decode().split() == \
+        ["[vllm.general_plugins]", "custom_fp8", "=", "vllm.custom_fp8.plugin:register"]
+    assert "-abi3-" in Path(whl.filename).name, whl.filename
+
+
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
-def test_dockerfile_lint():
-    result = subprocess.run(["hadolint", str(REPO / "docker" / "Dockerfile")],
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.plugin"])
+def test_dockerfile_lint(dockerfile):
+    result = subprocess.run(["hadolint", str(REPO / "docker" / dockerfile)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
