@@ -123,7 +123,11 @@ class FusionPass(InductorPass):
             CustomFp8FusionPass,
             fusion_enabled,
         )
-        from vllm.config import VllmConfig, get_current_vllm_config_or_none, set_current_vllm_config
+        from vllm.config import (
+            VllmConfig,
+            get_current_vllm_config_or_none,
+            set_current_vllm_config,
+        )
 
         if not fusion_enabled():
             return
@@ -154,12 +158,12 @@ def register() -> None:
     setattr(vllm, FUSION_PASS_ATTR, FusionPass())
     supported, why = kernels.platform_supported()
     if not supported:
-        logger.info("custom_fp8 plugin: not registered: this platform %s", why)
+        logger.info("custom_fp8 plugin: not registered: %s", why)
         return
     backend_map, fp8_lists, block_lists = kernel_lists(linear)
     if _already_registered(kernels, fp8_lists, block_lists):
         logger.info("custom_fp8 plugin: not registered: the fork's kernels are already in "
-                    "vLLM's lists (the patched fork)")
+                    "vLLM's lists (the patched fork, or registered before)")
         return
     if vllm.__version__.split("+")[0] not in TESTED_VLLM_VERSIONS:
         logger.warning("custom_fp8 plugin: vLLM %s is untested (tested: %s)", vllm.__version__,
