@@ -256,11 +256,7 @@ def test_compiled_mode(tmp_path, monkeypatch, checkpoint, prompts, reference, bf
     engine_kwargs = {}
     if PLUGIN_MODE:
         from vllm.custom_fp8.plugin import FUSION_PASS_QUALNAME
-        import torch._inductor.pattern_matcher as pm
 
-        # Inductor's matcher skips float8 nodes on the CPU (Triton has no CPU
-        # float8; test_fusion_pass.py), not on the GPU: let it match here.
-        monkeypatch.setattr(pm, "fallback_node_due_to_unsupported_type", lambda *a, **k: False)
         engine_kwargs["compilation_config"] = {
             "inductor_passes": {"post_grad_custom_post_pass": FUSION_PASS_QUALNAME}}
     run = harness.run_engine(checkpoint(model, kind), prompts, enforce_eager=False,
