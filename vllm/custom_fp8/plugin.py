@@ -49,7 +49,8 @@ TESTED_VLLM_VERSIONS = ("0.25.1", "0.32.0", "0.33.0")
 # upstream resolves an inductor_passes value "a.b.c.name" as
 # __import__("a.b.c").__dict__["name"], and __import__ returns the top-level
 # package: only a name bound on `vllm` itself resolves, so register() binds
-# the pass there (in every case: a no-op pass where ours are off).
+# the pass there (in every case: a no-op pass where ours are off). The config
+# takes names only (pydantic: dict[str, str]), resolved when it is built.
 FUSION_PASS_ATTR = "custom_fp8_fusion_pass"
 FUSION_PASS_QUALNAME = f"vllm.{FUSION_PASS_ATTR}"
 
