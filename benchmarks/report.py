@@ -3,8 +3,7 @@
 
     python benchmarks/report.py benchmarks/results/h100.json --md docs/benchmarks.md \
         --plots docs/img
-    python benchmarks/report.py benchmarks/results/h200.json --md docs/benchmarks-h200.md \
-        --plots docs/img/h200
+    python benchmarks/report.py benchmarks/results/h200.json --md /tmp/h200.md   # an earlier run
 
 Speed-ups are baseline time / our time (above 1: ours is faster); "% floor"
 is the roofline floor / time with every byte over the copy bandwidth, "% read
