@@ -146,8 +146,8 @@ json.dump(runs, open(sys.argv[1], "w"), indent=1)
 PY
       ;;
     main)
-      in_site $FORK timeout $((L - 5)) python3 tools/run_fork.py --kind fp8 --attention-backend TRITON_ATTN 2>&1 \
-          | lines "vLLM|selected|prompt|generated|kernel calls|layers|Error" 40 ;;
+      in_site $FORK timeout $((L - 5)) python3 tools/run_fork.py --kind fp8 --attention-backend TRITON_ATTN \
+          --log "$OUT/main_vllm.log" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
