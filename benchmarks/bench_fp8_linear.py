@@ -292,8 +292,11 @@ def block_methods(ops: Operands, up: "Upstream | None") -> dict:
     scales fed by the same group quant, layer and GEMM alone."""
     w, x = ops.w, ops.x
 
-    def wt(i):
-        return w["block"][i % w["copies"]].t()
+    def w_fp32(i):  # [N, K], float32 block scales (the checkpoint's)
+        return w["block"][i % w["copies"]]
+
+    def wt(i):  # [K, N], as our block GEMM and upstream's CUTLASS take it
+        return w_fp32(i).t()
 
     scale_t = w["block_scale_inv"].t()
     pre = [cf8.per_token_group_quant_fp8(xi, column_major_scales=True, tma_aligned_scales=True)
@@ -317,9 +320,6 @@ def block_methods(ops: Operands, up: "Upstream | None") -> dict:
 
     def w_e8m0(i):
         return w["block_e8m0"][i % w["copies"]]
-
-    def w_fp32(i):
-        return w["block"][i % w["copies"]]
 
     sb, sb_e8m0 = w["block_scale_inv"], w["block_e8m0_scale"]
     methods.update({

@@ -22,36 +22,21 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from vllm.custom_fp8.numerics import FP8_DTYPE, FP8_MAX, GROUP_EPS, rel_error  # noqa: E402
-
-
-def power_of_two_up(scale: torch.Tensor) -> torch.Tensor:
-    """upstream's E8M0 rounding of a scale (per_token_group_quant_fp8 and
-    per_block_cast_to_fp8 with use_ue8m0=True): 2^ceil(log2(s))."""
-    return torch.exp2(torch.ceil(torch.log2(scale)))
+import vllm.custom_fp8 as cf8  # noqa: E402
+from upstream_block import per_block_cast_to_fp8, quant_act  # noqa: E402
+from vllm.custom_fp8.numerics import rel_error  # noqa: E402
 
 
-def quant_groups(x: torch.Tensor, e8m0: bool) -> torch.Tensor:
-    """1x128 activation groups, dequantized (float64)."""
-    m, k = x.shape
-    g = x.float().view(m, k // 128, 128)
-    s = g.abs().amax(-1, keepdim=True).clamp(min=GROUP_EPS) / FP8_MAX
-    s = power_of_two_up(s) if e8m0 else s
-    q = (g / s).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return (q.double() * s.double()).view(m, k)
-
-
-def quant_blocks(w: torch.Tensor, min_amax: float, e8m0: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """128x128 weight blocks: (codes, scales), the scales [N/128, K/128]."""
-    n, k = w.shape
-    b = w.float().view(n // 128, 128, k // 128, 128)
-    s = b.abs().amax(dim=(1, 3), keepdim=True).clamp(min=min_amax) / FP8_MAX
-    s = power_of_two_up(s) if e8m0 else s
-    return (b / s).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE).view(n, k), s.view(n // 128, k // 128)
+def dequant_groups(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """1x128 activation groups back to float64 ([M, K] codes, [M, K/128] scales)."""
+    m, k = q.shape
+    return (q.double().view(m, k // 128, 128) * s.double()[..., None]).view(m, k)
 
 
 def dequant_blocks(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """128x128 weight blocks back to float64 ([N, K] codes, [N/128, K/128] scales)."""
     return q.double() * s.double().repeat_interleave(128, 0).repeat_interleave(128, 1)
 
 
@@ -75,13 +60,15 @@ def main():
         x = (torch.randn(args.m, k) * torch.exp(torch.empty(args.m, 1).uniform_(-2, 2))).to(torch.bfloat16)
         ref = x.double() @ w.double().t()
         # the checkpoint: float32 block scales (what a block-FP8 checkpoint ships)
-        wq, ws = quant_blocks(w, 0.0, e8m0=False)
-        w_f32 = dequant_blocks(wq, ws)
+        w_f32 = dequant_blocks(*per_block_cast_to_fp8(w, use_ue8m0=False))
         # upstream's E8M0 requantization of those codes (requant_weight_ue8m0_inplace)
-        w_e8m0 = dequant_blocks(*quant_blocks(w_f32, 1e-4, e8m0=True))
+        w_e8m0 = dequant_blocks(*per_block_cast_to_fp8(w_f32.float(), use_ue8m0=True))
+        # ours: float32 group scales; upstream's DeepGEMM path: rounded up to powers of two
+        x_f32 = dequant_groups(*cf8.per_token_group_quant_fp8(x))
+        x_e8m0 = dequant_groups(*quant_act(x, use_ue8m0=True, tma_aligned=False))
         row = {"model": model, "proj": proj, "n": n, "k": k, "m": args.m,
-               "float32": rel_error(quant_groups(x, False) @ w_f32.t(), ref),
-               "e8m0": rel_error(quant_groups(x, True) @ w_e8m0.t(), ref),
+               "float32": rel_error(x_f32 @ w_f32.t(), ref),
+               "e8m0": rel_error(x_e8m0 @ w_e8m0.t(), ref),
                "e8m0_weight_only": rel_error(w_e8m0, w_f32)}
         rows.append(row)
         print(f"{model:11s} {proj:13s} N={n:6d} K={k:6d}: float32 scales {row['float32']:.2e}, "
