@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "e2e"
 SCRIPTS = ["tools/gpu/e2e.sh", "tools/gpu/run.sh", "tools/gpu/bundle.sh", "tools/run.sh",
+           "tools/gpu/block_baselines_bundle.sh", "tools/gpu/block_env.sh",
            "tools/gpu-e2e/device.sh"]
 
 
