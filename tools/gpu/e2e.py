@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """The fork's vLLM end to end on the GPU machine (run by tools/gpu/e2e.sh,
-which sets up the upstream and the fork site and picks the site for each
-step through PYTHONPATH).
+which sets up the upstream and the fork site, and the plugin site: stock
+vLLM with our plugin wheel, and picks the site for each step through
+PYTHONPATH).
 
     e2e.py checkpoints --root DIR                 realistic random checkpoints
     e2e.py fidelity --root DIR --site S --variants V,... --out F.json
@@ -111,6 +112,16 @@ def engine_kwargs(path: Path, kind: str, **extra) -> dict:
     if int(os.environ.get("E2E_TP", "1")) > 1:   # tensor parallel (the two-GPU kind)
         kw["tensor_parallel_size"] = int(os.environ["E2E_TP"])
     kw.update(extra)
+    return with_inductor_pass(kw)
+
+
+def with_inductor_pass(kw: dict) -> dict:
+    """Plugin mode: e2e.sh sets E2E_INDUCTOR_PASS (the plugin's fusion pass,
+    a no-op under VLLM_CUSTOM_FP8_FUSION=0) on the plugin site, where the
+    pass is the user's opt-in through CompilationConfig.inductor_passes."""
+    if qualname := os.environ.get("E2E_INDUCTOR_PASS"):
+        kw["compilation_config"] = {**kw.get("compilation_config", {}),
+                                    "inductor_passes": {"post_grad_custom_post_pass": qualname}}
     return kw
 
 
@@ -325,7 +336,7 @@ def cmd_profile(args) -> int:
     from vllm import LLM, SamplingParams
 
     root, results = Path(args.root), {}
-    fork = args.site == "fork"
+    fork = args.site in ("fork", "plugin")
     if fork:
         from vllm.compilation.passes.fusion.custom_fp8_fusion import fusion_enabled
     fusion = fork and fusion_enabled()
@@ -508,7 +519,7 @@ def main() -> int:
     c.add_argument("--root", required=True)
     f = sub.add_parser("fidelity")
     f.add_argument("--root", required=True)
-    f.add_argument("--site", required=True, help="a label: upstream or fork")
+    f.add_argument("--site", required=True, help="a label: upstream, fork or plugin")
     f.add_argument("--variants", default="auto", help="auto, control, disabled, torch, triton")
     f.add_argument("--models", default=",".join(SPECS))
     f.add_argument("--kinds", default=",".join(KINDS))
@@ -522,7 +533,7 @@ def main() -> int:
     pr.add_argument("--root", required=True)
     pr.add_argument("--models", default=",".join(SPECS))
     pr.add_argument("--kind", default="fp8", choices=KINDS)
-    pr.add_argument("--site", default="fork", choices=["fork", "upstream"])
+    pr.add_argument("--site", default="fork", choices=["fork", "plugin", "upstream"])
     pr.add_argument("--trace-dir", default="/tmp/e2e-traces")
     pr.add_argument("--out", required=True)
     ld = sub.add_parser("load")

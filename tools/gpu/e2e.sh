@@ -6,7 +6,11 @@
 #
 # Builds two vLLM 0.25.1 sites from the carried bundle: /tmp/site (upstream:
 # tools/gpu-e2e/device.sh, the trimmed release) and /tmp/site-fork (the same
-# plus .carry/fork/vllm_fork.tar.xz from tools/gpu/bundle.sh and our library).
+# plus .carry/fork/vllm_fork.tar.xz from tools/gpu/bundle.sh and our library),
+# and, from .carry/plugin, /tmp/site-plugin: upstream's tree plus our plugin
+# wheel (plugin mode: stock vLLM, no patched file). E2E_FORK_SITE=plugin makes
+# the plugin site the fork side of fidelity and profile (the fusion pass
+# through inductor_passes, the plugin's opt-in); throughput takes plugin runs.
 # Stages, in the order given (each bounded by what is left of E2E_DEADLINE):
 #   fidelity    realistic random checkpoints (tools/gpu/e2e.py), teacher-forced
 #               top-20 logprobs: upstream (its kernels + the control pair) and
@@ -34,7 +38,7 @@ set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/e2e_out}; mkdir -p "$OUT"
 DEADLINE=${E2E_DEADLINE:-580}
-UPSTREAM=/tmp/site FORK=/tmp/site-fork CKPT=/tmp/e2e-ckpt
+UPSTREAM=/tmp/site FORK=/tmp/site-fork PLUGIN=/tmp/site-plugin CKPT=/tmp/e2e-ckpt
 left() { echo $((DEADLINE - SECONDS)); }
 cap() { local l=$(left); echo $(( l - 10 < $1 ? l - 10 : $1 )); }   # seconds a stage may take
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -49,6 +53,10 @@ if [ ! -d "$FORK" ]; then
   tar -xJf .carry/fork/vllm_fork.tar.xz -C "$FORK"
   cp .carry/fork/_C.abi3.so "$FORK/vllm/custom_fp8/"
 fi
+if [ ! -d "$PLUGIN" ] && ls .carry/plugin/*.whl > /dev/null 2>&1; then
+  cp -a "$UPSTREAM" "$PLUGIN"   # the wheel only adds files to upstream's tree
+  python3 -m zipfile -e .carry/plugin/*.whl "$PLUGIN"
+fi
 grep -v "^INFO\|^DEBUG" /tmp/e2e_setup/setup.log | head -8
 BUNDLE=$(cat .carry/fork/BUNDLE_COMMIT 2>/dev/null || echo unknown)
 echo "fork bundle built at $BUNDLE; tree at ${CUSTOM_FP8_COMMIT:-unknown}"
@@ -61,6 +69,14 @@ if [ -f .carry/block/deep_gemm.tar.xz ]; then
   export VLLM_DEEP_GEMM_WARMUP=${VLLM_DEEP_GEMM_WARMUP:-skip}
 fi
 in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu${BLOCK_SITE:+:$BLOCK_SITE} "$@"; }
+# the fork side of fidelity and profile: the patched tree, or stock vLLM + the plugin
+if [ "${E2E_FORK_SITE:-fork}" = plugin ]; then
+  [ -d "$PLUGIN" ] || { echo "E2E_FORK_SITE=plugin needs .carry/plugin (tools/gpu/bundle.sh)"; exit 1; }
+  SIDE=plugin SIDE_SITE=$PLUGIN SIDE_PASS=vllm.custom_fp8_fusion_pass
+  PYTHONPATH=$PLUGIN python3 -c "import vllm, importlib.metadata as m; print('plugin on vllm', vllm.__version__, [e.value for e in m.entry_points(group='vllm.general_plugins')])"
+else
+  SIDE=fork SIDE_SITE=$FORK SIDE_PASS=
+fi
 lines() { grep -E "$1" | grep -v "^DEBUG" | cut -c1-600 | head -${2:-60}; }
 
 for stage in "$@"; do
@@ -76,12 +92,12 @@ for stage in "$@"; do
           > /tmp/fid_upstream.log 2>&1
       echo "upstream rc=$?"; lines "E2E|Error|error" < /tmp/fid_upstream.log
       L=$(left); B=$((L - 60))
-      in_site $FORK timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
-          --site fork --variants ${E2E_FORK_VARIANTS:-auto,disabled} --budget $B \
+      E2E_INDUCTOR_PASS=$SIDE_PASS in_site $SIDE_SITE timeout -k 5 $((B + 40)) python3 tools/gpu/e2e.py fidelity --root $CKPT \
+          --site $SIDE --variants ${E2E_FORK_VARIANTS:-auto,disabled} --budget $B \
           --out /tmp/fid_fork.json \
           --models ${E2E_FID_MODELS:-llama,qwen2} --kinds ${E2E_FID_KINDS:-online,fp8,ct,block,static} \
           > /tmp/fid_fork.log 2>&1
-      echo "fork rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
+      echo "$SIDE rc=$?"; lines "E2E|Error|error" < /tmp/fid_fork.log
       python3 tools/gpu/e2e.py fidelity-report --upstream /tmp/fid_upstream.json \
           --fork /tmp/fid_fork.json --out "$OUT/fidelity.json"
       echo "report rc=$?"
@@ -95,8 +111,8 @@ for stage in "$@"; do
       # E2E_PROFILE_KIND: the checkpoint kind (fp8; static, block: those fusion patterns)
       # E2E_PROFILE_UPSTREAM=1: then the same step on upstream (profile_upstream.json),
       # to compare the GPU time per kernel
-      VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-1} in_site $FORK timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
-          python3 tools/gpu/e2e.py profile --root $CKPT --kind ${E2E_PROFILE_KIND:-fp8} \
+      E2E_INDUCTOR_PASS=$SIDE_PASS VLLM_CUSTOM_FP8_FUSION=${E2E_FUSION:-1} in_site $SIDE_SITE timeout -k 5 $(cap ${E2E_PROFILE_S:-200}) \
+          python3 tools/gpu/e2e.py profile --site $SIDE --root $CKPT --kind ${E2E_PROFILE_KIND:-fp8} \
           --out "$OUT/profile.json" > /tmp/profile.log 2>&1
       echo "rc=$?"; lines "E2E|Selected|Error|CUDA graph|cudagraph" < /tmp/profile.log
       if [ -n "${E2E_PROFILE_UPSTREAM:-}" ]; then
@@ -123,13 +139,15 @@ for stage in "$@"; do
       MODEL=/tmp/llama3-8b-dummy   # written by tools/gpu-e2e/device.sh
       CONFIGS=${E2E_CONFIGS:-decode:128:512:1,decode:128:512:8,decode:128:512:64,decode:128:512:256,prefill:2048:64:1,prefill:2048:64:8,prefill:2048:64:64,prefill:2048:64:256}
       # fork: the fork without its compiled-mode fusion pass; fork_fused: with it (the
-      # default); fork_fused_nopdl: with it, GEMMs launched without PDL
+      # default); fork_fused_nopdl: with it, GEMMs launched without PDL; plugin,
+      # plugin_fused: stock vLLM + the plugin (.carry/plugin), without and with the pass
       for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
-        site=${run%%:*} mode=${run##*:}; [ $site = upstream ] && S=$UPSTREAM || S=$FORK
-        [[ $site = fork_fused* ]] && FUSION=1 || FUSION=0
+        site=${run%%:*} mode=${run##*:} PASS=
+        case $site in upstream) S=$UPSTREAM ;; plugin*) S=$PLUGIN PASS=vllm.custom_fp8_fusion_pass ;; *) S=$FORK ;; esac
+        [[ $site = *_fused* ]] && FUSION=1 || FUSION=0
         [ $site = fork_fused_nopdl ] && PDL=0 || PDL=1
         L=$(left); [ $L -lt 120 ] && { echo "skip $run: $L s left"; continue; }
-        VLLM_CUSTOM_FP8_FUSION=$FUSION VLLM_CUSTOM_FP8_PDL=$PDL \
+        E2E_INDUCTOR_PASS=$PASS VLLM_CUSTOM_FP8_FUSION=$FUSION VLLM_CUSTOM_FP8_PDL=$PDL \
             in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
             --model-dir $MODEL --configs $CONFIGS --out /tmp/tp_${site}_$mode.json \
             > /tmp/tp_${site}_$mode.log 2>&1
