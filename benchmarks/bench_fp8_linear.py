@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
+from vllm.custom_fp8._library import splitk_config  # noqa: E402
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
 from vllm.custom_fp8.cpu import rms_norm_in_dtype, silu_and_mul_in_dtype  # noqa: E402
 from vllm.custom_fp8.numerics import rel_error  # noqa: E402
@@ -271,6 +272,12 @@ def layer_methods(ops: Operands, up: "Upstream | None", compiled: dict) -> dict:
         "cublas_rowwise": lambda i: cublas_rowwise(x[i], wt(i, "token"), w["ch_scale"], bias),
         "bf16": lambda i: torch.nn.functional.linear(x[i], w["bf16"][i % len(w["bf16"])], bias),
     }
+    if (splitk := splitk_config(x[0].shape[0])) is not None:  # our quant + the split-K GEMM
+        def splitk_layer(i):
+            q, s = cf8.scaled_fp8_quant(x[i], use_per_token_if_dynamic=True)
+            return cf8.scaled_mm(q, wt(i, "token"), s, w["ch_scale"], x[i].dtype, bias,
+                                 config=splitk)
+        methods["ours_splitk_token"] = splitk_layer
     if up is not None:
         methods.update({
             "vllm_eager_token": lambda i: up.layer(up.per_token_quant, x[i], wt(i, "token"),
@@ -367,6 +374,9 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
         "quant_ours_tensor": lambda i: cf8.scaled_fp8_quant(x[i]),
         "copy": lambda i: dst.copy_(src),
     }
+    if (splitk := splitk_config(m)) is not None:
+        methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
+            pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)
     if up is not None:
         methods["gemm_vllm_token"] = lambda i: up.scaled_mm(pre[i][0], wt(i), pre[i][1],
                                                             w["ch_scale"])

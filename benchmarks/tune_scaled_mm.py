@@ -64,6 +64,8 @@ def table_name(device: str) -> str:
 
 def plausible(config: str, m: int) -> bool:
     """Skips configurations that cannot win (and would only burn GPU time)."""
+    if config.startswith("splitk_"):  # re-reads the weight per group of its tokens
+        return m <= 128
     if config.startswith("swap_"):
         return m <= 256
     if "64x128x128" in config:
@@ -117,16 +119,28 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", default=str(TUNED_DIR), help="where the table is written")
+    p.add_argument("--m", nargs="+", type=int,
+                   help="measure these M only (default: data/shapes.json's) and keep the other "
+                        "M's entries of this GPU's committed table (after a kernel change that "
+                        "only these M can pick)")
     args = p.parse_args()
     device = torch.cuda.get_device_name()
-    out = Path(args.dir) / f"scaled_mm_{table_name(device)}.json"
+    name = f"scaled_mm_{table_name(device)}.json"
+    out = Path(args.dir) / name
     spec = json.loads((REPO / "data" / "shapes.json").read_text())
     configs = scaled_mm_configs()
     shapes = sorted({(s.n, s.k) for s in model_shapes(
         ["llama-3-8b", "qwen2.5-7b"], ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], [1, 2])})
+    base, merged_from = [], None
+    if args.m and (TUNED_DIR / name).exists():
+        table = json.loads((TUNED_DIR / name).read_text())
+        base = table["entries"]
+        merged_from = f"{table['commit']} ({table['date']}): the entries not measured here"
     entries = []
     for n, k in shapes:
-        entries += tune_shape(n, k, spec["m"], configs, args.repeats)
+        entries += tune_shape(n, k, args.m or spec["m"], configs, args.repeats)
+        tuned = {(e["n"], e["k"]) for e in entries}
+        kept = [e for e in base if (e["n"], e["k"]) not in tuned or e["m"] not in args.m]
         out.write_text(json.dumps({  # after every shape: a cut-off run keeps its part
             "device": device,
             "commit": os.environ.get("CUSTOM_FP8_COMMIT", "unknown"),
@@ -134,7 +148,8 @@ def main():
             "configs": configs,
             "note": "fastest configuration per (n, k, m) of the GEMM alone (bf16 out, per-token "
                     "x per-channel scales); the dispatch uses it for M up to m",
-            "entries": entries,
+            **({"merged_from": merged_from} if merged_from else {}),
+            "entries": sorted(entries + kept, key=lambda e: (e["n"], e["k"], e["m"])),
         }, indent=1))
     for name in DISPATCH:
         print(f"{name} over the chosen configuration: {slowdown(entries, name)}")

@@ -101,12 +101,37 @@ def test_every_gemm_uses_fp8_tensor_cores(sass):
     gemms = {name: code for name, code in kernels(sass).items() if "GemmUniversal" in name}
     # per output dtype: every scaled_mm kernel (a *_promoteN configuration
     # runs its base's kernel) + 2 block-scaled ones, each compiled once
-    scaled = {re.sub(r"_promote\d+$", "", c) for c in scaled_mm_configs()}
+    scaled = {re.sub(r"_promote\d+$", "", c) for c in scaled_mm_configs()
+              if not c.startswith("splitk_")}
     assert len(gemms) == 2 * (len(scaled) + 2), sorted(gemms)
     compiled = re.findall(r"Function : (\S*GemmUniversal\S*)", sass)
     assert len(compiled) == len(gemms), "a GEMM kernel is compiled in more than one file"
     for name, code in gemms.items():
         assert re.search(r"QGMMA\.64x\d+x32\.F32\.E4M3\.E4M3", code), f"no QGMMA in {name[:80]}"
+
+
+def test_splitk_kernels(sass):
+    """The split-K decode kernel (splitk_mm_sm90.cuh), per output dtype and
+    splitk_* configuration: TMA loads, shared-memory loads of 16 bytes, and
+    its FP8 MMAs, which sm_90 runs as FP16 tensor-core MMAs on exactly
+    unpacked e4m3 codes (mma.sync has no FP8 path on Hopper; WGMMA has);
+    PDL both ways (waits before reading what the previous grid wrote, lets
+    the next one launch)."""
+    splitk = {name: code for name, code in kernels(sass).items() if "splitk_mm_kernel" in name}
+    configs = [c for c in scaled_mm_configs() if c.startswith("splitk_")]
+    assert configs and len(splitk) == 2 * len(configs), sorted(splitk)
+    for name, code in splitk.items():
+        for instruction in ("UTMALDG.2D", "LDS.128", "HMMA.16816.F32", "F2FP.F16.E4M3.UNPACK_B",
+                            "ACQBULK", "PREEXIT"):
+            assert instruction in code, f"no {instruction} in {name[:80]}"
+
+
+def test_no_kernel_spills(sass):
+    """No kernel of the library spills registers to local memory (ptxas
+    -v's spill stores and loads are its STL / LDL)."""
+    spilling = [name[:100] for name, code in kernels(sass).items()
+                if re.search(r"\b(STL|LDL)\b", code)]
+    assert not spilling, spilling
 
 
 def test_quant_kernels_present(sass):

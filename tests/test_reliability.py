@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
-from vllm.custom_fp8._library import scaled_mm_configs
+from vllm.custom_fp8._library import scaled_mm_configs, splitk_config
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
 
 from conftest import DEVICES, FP8, HAS_CUDA_KERNELS, activation, log_uniform, random_fp8
@@ -61,7 +61,11 @@ def op_calls(device, m, k, n):
          [((m, n), torch.bfloat16, None)]),
         ("block_scaled_mm", lambda o: ops.block_scaled_mm(o[0], ga, b, gsa, gsb),
          [((m, n), torch.bfloat16, None)]),
-    ]
+    ] + ([("scaled_mm_splitk",  # M > 64: groups of 64 tokens
+           lambda o: ops.scaled_mm(o[0], a, b, sa, sb, None, splitk_config(min(m, 64))),
+           [((m, n), torch.bfloat16, None)])]
+         if device == "cuda" and cf8.CUDA_BACKEND == "cuda" and splitk_config(1) is not None
+         else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -165,13 +169,18 @@ def _producer_calls(k, device):
 @pytest.mark.parametrize("producer", ["per_token", "static", "rms_norm_per_token",
                                       "silu_and_mul_per_token"])
 @pytest.mark.parametrize("m", [1, 16, 64, 200, 4096])
-def test_gemm_waits_for_its_producer(producer, m):
+@pytest.mark.parametrize("gemm", ["dispatch", "splitk"])
+def test_gemm_waits_for_its_producer(producer, m, gemm):
     """PDL: each GEMM may start while the producer before it still runs, and
     must wait for it before reading. A chain of layers that reuse one code and
     scale buffer, captured in one CUDA graph (decode, stream-K and tile
-    configurations by M): a GEMM that read early would see the previous
+    configurations by M, and the split-K decode kernel, which loads weight
+    tiles before its wait): a GEMM that read early would see the previous
     layer's codes. Every output equals the same layer run with the GPU idle
     between producer and GEMM."""
+    if gemm == "splitk" and m > 64:
+        pytest.skip("the split-K kernel serves decode")
+    config = -1 if gemm == "dispatch" else splitk_config(m)
     k, n, layers = 4096, 2048, 6
     w = random_fp8(n, k, "cuda", seed=3).t()
     sw = log_uniform((n,), 1e-3, 1e-1, "cuda")
@@ -188,13 +197,13 @@ def test_gemm_waits_for_its_producer(producer, m):
         produce(x, q, s)
         torch.cuda.synchronize()
         y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-        ops.scaled_mm(y, q, w, scale_a, sw, None)
+        ops.scaled_mm(y, q, w, scale_a, sw, None, config)
         expected.append(y)
 
     def chain():
         for x, y in zip(xs, ys):
             produce(x, q, s)
-            ops.scaled_mm(y, q, w, scale_a, sw, None)
+            ops.scaled_mm(y, q, w, scale_a, sw, None, config)
 
     chain()  # warm up outside the capture
     graph = torch.cuda.CUDAGraph()

@@ -98,6 +98,24 @@ def test_every_config(config, m, n, k, out_dtype):
                   config=scaled_mm_configs().index(config))
 
 
+SPLITK_CONFIGS = ([c for c in scaled_mm_configs() if c.startswith("splitk_")]
+                  if EXTENSION_PATH.exists() else [])
+
+
+@pytest.mark.skipif(not (HAS_CUDA_KERNELS and cf8.CUDA_BACKEND == "cuda"),
+                    reason="needs the sm_90a library on a GPU")
+@pytest.mark.parametrize("config", SPLITK_CONFIGS)
+@pytest.mark.parametrize("name,n,k", model_shapes())
+@pytest.mark.parametrize("m", [1, 13, 64])
+def test_splitk_model_shapes(config, name, n, k, m):
+    """The split-K decode kernel on every projection: the K split it takes
+    from the shape (a cluster of 1 to 8 CTAs; on 132 SMs 2 for N = 4096, 4
+    for 6144, 8 for the narrow TP=2 shards), one or several token groups."""
+    with_bias = name.startswith("qwen") and "qkv" in name
+    run_and_check(m, n, k, "cuda", "token", "channel", with_bias, torch.bfloat16, seed=m + n + k,
+                  config=scaled_mm_configs().index(config))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_strided_operands(device):
     """a with a row stride > K, b a view of a wider weight (ldb > K)."""

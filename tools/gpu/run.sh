@@ -15,6 +15,7 @@
 #   bench-full     benchmarks/bench_fp8_linear.py (BENCH_ARGS adds options;
 #                  BENCH_NAME names its JSON and log, default bench)
 #   tune           benchmarks/tune_scaled_mm.py -> $OUT/scaled_mm_<gpu>.json
+#                  (TUNE_ARGS adds options, e.g. --m 1 8 64)
 #   sanitize       tools/gpu/sanitize.py under compute-sanitizer memcheck (full
 #                  sweep), racecheck and synccheck (--quick); SANITIZE_TOOLS picks,
 #                  SANITIZE_S caps each (seconds)
@@ -59,7 +60,7 @@ for stage in "$@"; do
       python3 benchmarks/bench_fp8_linear.py ${BENCH_ARGS:-} --out "$OUT/${BENCH_NAME:-bench}.json" \
           2>&1 | tee "$OUT/${BENCH_NAME:-bench}.log" ;;
     tune)
-      python3 benchmarks/tune_scaled_mm.py --dir "$OUT" \
+      python3 benchmarks/tune_scaled_mm.py --dir "$OUT" ${TUNE_ARGS:-} \
           2>&1 | tee "$OUT/tune.log" | grep -v "^n=" ;;
     sanitize)
       for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do

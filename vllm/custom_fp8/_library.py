@@ -117,6 +117,15 @@ def scaled_mm_configs() -> list[str]:
     return [c for c in build_info()["scaled_mm_configs"].split(",") if c]
 
 
+def splitk_config(m: int) -> int | None:
+    """The id of the split-K decode configuration for M tokens (the
+    narrowest splitk_64xTx128 with T >= M), or None for M > 64 or a library
+    without them."""
+    configs = scaled_mm_configs()
+    fits = [c for c in configs if c.startswith("splitk_64x") and int(c.split("x")[1]) >= m]
+    return configs.index(fits[0]) if fits else None
+
+
 def _register_triton() -> None:
     from . import triton as triton_ops
     for name in SCHEMAS:

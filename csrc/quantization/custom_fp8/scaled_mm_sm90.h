@@ -25,13 +25,16 @@ struct ScaledMmArgs {
 
 // The compiled kernel configurations, in id order (the `config` argument of
 // the op and the tuned table refer to them; scaled_mm_sm90_configs.cuh
-// defines each). swap_*: computes out^T (small M); *_streamk: stream-K
-// (deterministic reduction) for too few tiles to fill the GPU; *_promoteN:
-// float32 promotion every N of K instead of every k-tile. Three groups, each
-// compiled in translation units of its own
+// defines the CUTLASS ones). swap_*: computes out^T (small M); *_streamk:
+// stream-K (deterministic reduction) for too few tiles to fill the GPU;
+// *_promoteN: float32 promotion every N of K instead of every k-tile. Three
+// CUTLASS groups, each compiled in translation units of its own
 // (scaled_mm_sm90_{swap,streamk,tile}_{bf16,fp16}.cu); a *_promoteN variant
 // runs its base's kernel, so it stays in its base's group. The stream-K
 // group is built without PDL (scaled_mm_sm90_streamk_bf16.cu says why).
+// splitk_64xTx128: our own decode kernel (splitk_mm_sm90.cuh), 64 weight rows
+// x T tokens per CTA, K split over a cluster, 128-deep k-blocks; last, so the
+// CUTLASS configurations keep their ids.
 #define CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) \
   X(swap_64x16x256)                         \
   X(swap_64x32x256)                         \
@@ -53,9 +56,16 @@ struct ScaledMmArgs {
   X(tile_128x128x128)                       \
   X(tile_64x128x128_pingpong_promote256)    \
   X(tile_128x128x128_promote256)
-#define CUSTOM_FP8_SCALED_MM_CONFIGS(X)                                         \
+#define CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(X) \
+  X(splitk_64x8x128)                          \
+  X(splitk_64x16x128)                         \
+  X(splitk_64x32x128)                         \
+  X(splitk_64x64x128)
+#define CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X)                                 \
   CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
   CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
+#define CUSTOM_FP8_SCALED_MM_CONFIGS(X) \
+  CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X) CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(X)
 
 #define CUSTOM_FP8_CONFIG_NAME(name) #name ","
 // "swap_64x16x256,swap_64x32x256,...," (the library's build info lists it)
@@ -66,6 +76,24 @@ int scaled_mm_num_configs();
 // use_tuned false: the tuner compares the two) the analytic model's
 // (scaled_mm_dispatch.cu).
 int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k, bool use_tuned);
+
+namespace configs {
+// The split-K decode kernel's configurations: tokens per CTA (8 to 64, one
+// to eight 8-token MMA n-tiles); larger M runs in groups of that many.
+template <int Tokens>
+struct SplitK {
+  static constexpr int kTokens = Tokens;
+};
+struct splitk_64x8x128 : SplitK<8> {};
+struct splitk_64x16x128 : SplitK<16> {};
+struct splitk_64x32x128 : SplitK<32> {};
+struct splitk_64x64x128 : SplitK<64> {};
+}  // namespace configs
+
+// Runs a split-K configuration (splitk_mm_sm90.cu); ElementD is
+// cutlass::bfloat16_t or cutlass::half_t.
+template <class ElementD, int kTokens>
+void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream);
 
 // Runs configuration `config` (0 <= config < scaled_mm_num_configs()).
 void scaled_mm_sm90_bf16(const ScaledMmArgs& p, int config, cudaStream_t stream);

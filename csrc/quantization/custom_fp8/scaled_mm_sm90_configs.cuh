@@ -95,14 +95,18 @@ struct tile_128x128x128_streamk_promote256 : Promote<tile_128x128x128_streamk, 2
 #define CUSTOM_FP8_EXTERN_RUNNERS(name)                                   \
   extern template CUSTOM_FP8_SCALED_MM_RUNNER(name, cutlass::bfloat16_t); \
   extern template CUSTOM_FP8_SCALED_MM_RUNNER(name, cutlass::half_t);
-CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_EXTERN_RUNNERS)
+CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(CUSTOM_FP8_EXTERN_RUNNERS)
 #undef CUSTOM_FP8_EXTERN_RUNNERS
 
 template <class ElementD>
 void run_config(const ScaledMmArgs& p, int config, cudaStream_t stream) {
   using Runner = void (*)(const ScaledMmArgs&, cudaStream_t);
 #define CUSTOM_FP8_CONFIG_RUNNER(name) &run_scaled_mm<ScaledMmKernel<ElementD, configs::name>>,
-  static constexpr Runner runners[] = {CUSTOM_FP8_SCALED_MM_CONFIGS(CUSTOM_FP8_CONFIG_RUNNER)};
+#define CUSTOM_FP8_SPLITK_RUNNER(name) &run_splitk_mm<ElementD, configs::name::kTokens>,
+  static constexpr Runner runners[] = {
+      CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(CUSTOM_FP8_CONFIG_RUNNER)
+          CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(CUSTOM_FP8_SPLITK_RUNNER)};
+#undef CUSTOM_FP8_SPLITK_RUNNER
 #undef CUSTOM_FP8_CONFIG_RUNNER
   runners[config](p, stream);
 }

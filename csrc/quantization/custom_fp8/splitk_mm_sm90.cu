@@ -1,0 +1,110 @@
+// Host side of the split-K decode GEMM (device code: splitk_mm_sm90.cuh): the
+// split of K from the shape, the TMA descriptors and the launch (cluster of S
+// CTAs along K, PDL).
+#include <algorithm>
+
+#include "cutlass/cuda_host_adapter.hpp"
+
+#include "gemm_run_sm90.cuh"
+#include "scaled_mm_sm90.h"
+#include "splitk_mm_sm90.cuh"
+#include "torch_utils.h"
+
+namespace custom_fp8::sm90 {
+namespace {
+
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// How many CTAs split K (a cluster size, 1 to 8): the fewest that minimize
+// the k-blocks the busiest SM streams, counting one CTA per SM at a time.
+// E.g. on 132 SMs: o_proj (64 tiles of N = 4096) 2; qkv_proj (96 tiles) 4;
+// gate_up_proj (448 tiles) 2. No table: any shape fills the GPU.
+int choose_splits(int64_t ctas, int64_t k_blocks, int64_t sms) {
+  int best = 1;
+  int64_t best_cost = cdiv(ctas, sms) * k_blocks;
+  for (int s = 2; s <= splitk::kMaxSplits && s <= k_blocks; s *= 2) {
+    const int64_t cost = cdiv(ctas * s, sms) * cdiv(k_blocks, s);
+    if (cost < best_cost) best = s, best_cost = cost;
+  }
+  return best;
+}
+
+int device_sms() {
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  return sms;
+}
+
+// A [rows, K] e4m3 operand, K contiguous, row stride ld bytes, read in
+// boxes of box_rows x 128 bytes into 128B-swizzled shared memory; zeros past
+// its edges.
+CUtensorMap tensor_map(const void* base, int64_t rows, int64_t k, int64_t ld, int box_rows) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld)};
+  const cuuint32_t box[2] = {splitk::kBlockK, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult status = CUTLASS_CUDA_DRIVER_WRAPPER_CALL(cuTensorMapEncodeTiled)(
+      &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
+      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  STD_TORCH_CHECK(status == CUDA_SUCCESS, "custom_fp8.scaled_mm: cuTensorMapEncodeTiled failed (",
+                  static_cast<int>(status), ") for a [", rows, ", ", k, "] operand");
+  return map;
+}
+
+}  // namespace
+
+template <class ElementD, int kTokens>
+void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
+  const int sms = device_sms();
+  const int64_t tiles = cdiv(p.n, splitk::kRows), groups = cdiv(p.m, kTokens);
+  const int64_t k_blocks = cdiv(p.k, splitk::kBlockK);
+  const int splits = choose_splits(tiles * groups, k_blocks, sms);
+  const int64_t per_split = cdiv(k_blocks, splits);
+  // Weight k-blocks prefetched into L2 under PDL, past the ones each CTA
+  // loads into shared memory: at most ~24 MB over the CTAs of the first wave,
+  // half the H100's L2, so the prefetch does not evict itself.
+  const int64_t first_wave = std::min<int64_t>(tiles * groups * splits, sms);
+  const int64_t prefetch = std::clamp<int64_t>(
+      (24 << 20) / (first_wave * splitk::kRows * splitk::kBlockK) - splitk::kStages, 0, per_split);
+
+  const splitk::Params params{p.scale_a, p.scale_b, p.bias, p.out, static_cast<int>(p.m),
+                              static_cast<int>(p.n), static_cast<int>(k_blocks),
+                              static_cast<int>(per_split), static_cast<int>(prefetch),
+                              p.scale_a_per_token, p.scale_b_per_channel};
+  const CUtensorMap weight_map = tensor_map(p.b, p.n, p.k, p.ldb, splitk::kRows);
+  const CUtensorMap act_map = tensor_map(p.a, p.m, p.k, p.lda, kTokens);
+
+  auto* kernel = &splitk::splitk_mm_kernel<ElementD, kTokens>;
+  constexpr int smem = splitk::kSmemBytes<kTokens>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaLaunchAttribute attrs[2];
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = splits;
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attrs[1].val.programmaticStreamSerializationAllowed = pdl_enabled();
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(tiles * splits), static_cast<unsigned>(groups), 1);
+  config.blockDim = dim3(splitk::kThreads, 1, 1);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = 2;
+  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, weight_map, act_map, params);
+  STD_TORCH_CHECK(status == cudaSuccess, "custom_fp8.scaled_mm: split-K launch failed: ",
+                  cudaGetErrorString(status));
+}
+
+#define CUSTOM_FP8_INSTANTIATE(name)                                                          \
+  template void run_splitk_mm<cutlass::bfloat16_t, configs::name::kTokens>(const ScaledMmArgs&, \
+                                                                           cudaStream_t);       \
+  template void run_splitk_mm<cutlass::half_t, configs::name::kTokens>(const ScaledMmArgs&,     \
+                                                                       cudaStream_t);
+CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(CUSTOM_FP8_INSTANTIATE)
+#undef CUSTOM_FP8_INSTANTIATE
+
+}  // namespace custom_fp8::sm90
