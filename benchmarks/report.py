@@ -199,6 +199,53 @@ def block_table(table: dict) -> list[str]:
             + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows_md + [""])
 
 
+SPLITK = "ours_splitk_token"
+
+
+def splitk_table(table: dict) -> list[str]:
+    """Decode (M <= 64): our quant + the split-K GEMM (splitk_64xTx128)
+    beside the dispatched layer and upstream's, against the read floor; and
+    the GEMMs alone (gemm_vllm_token: upstream's FastAccum CUTLASS)."""
+    keys = [k for k, rows in sorted(table.items()) if SPLITK in rows]
+    if not keys:
+        return []
+    head = ["model", "layer", "tp", "M", "read floor µs", "split-K µs (spread)", "% read floor",
+            "dispatched µs", "% read floor", "÷ dispatched", "÷ upstream eager",
+            "GEMM split-K µs", "÷ GEMM dispatched", "÷ GEMM upstream"]
+    rows_md, pct, vs_up, gemm_vs_up = [], defaultdict(list), [], []
+    for key in keys:
+        rows = table[key]
+        o, d = rows[SPLITK], rows.get(OURS)
+        g = rows.get("gemm_ours_splitk")
+        up, g_up = speedup(rows, SPLITK, "vllm_eager_token"), speedup(
+            rows, "gemm_ours_splitk", "gemm_vllm_token")
+        pct[key[2]].append(o["pct_floor_read"])
+        if up:
+            vs_up.append(up)
+        if g_up and key[3] <= 16:
+            gemm_vs_up.append(g_up)
+        f = lambda r: f"{r:.2f}" if r else "-"  # noqa: E731
+        rows_md.append("| " + " | ".join(
+            [key[0], key[1], str(key[2]), str(key[3]), f"{o['floor_read_us']:.1f}",
+             f"{o['t_graph_us']:.1f} ({spread(o)})", f"{o['pct_floor_read']:.0f}%",
+             f"{d['t_graph_us']:.1f}" if d else "-",
+             f"{d['pct_floor_read']:.0f}%" if d else "-", f(speedup(rows, SPLITK, OURS)), f(up),
+             f"{g['t_graph_us']:.1f}" if g else "-",
+             f(speedup(rows, "gemm_ours_splitk", "gemm_ours_token")), f(g_up)]) + " |")
+    summary = [f"- TP={tp}: {min(ps):.0f}-{max(ps):.0f}% of the read floor, median "
+               f"**{statistics.median(ps):.0f}%** (target: median >= {85 if tp == 1 else 75}%, "
+               "every point >= 60%)." for tp, ps in sorted(pct.items())]
+    if vs_up:
+        summary.append(f"- vs upstream eager: geometric mean **{geomean(vs_up):.2f}x**, min "
+                       f"{min(vs_up):.2f}x (target >= 1.25x, none below 1.0x).")
+    if gemm_vs_up:
+        summary.append(f"- GEMM alone at M <= 16 vs upstream's FastAccum GEMM: min "
+                       f"{min(gemm_vs_up):.2f}x (target >= 1.0x everywhere).")
+    return (["## Decode: the split-K GEMM (our quant + splitk_64xTx128)", "",
+             "`÷ X` = X's time / split-K's (above 1: split-K is faster).", ""] + summary + [""]
+            + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows_md + [""])
+
+
 def fused_table(table: dict) -> list[str]:
     """Producer + quant + GEMM (bench group "fused"): our fused producer against
     the unfused fork and upstream's compiled mode."""
@@ -307,7 +354,8 @@ def main():
     lines += summary(table)
     if args.plots:
         lines += plots(table, Path(args.plots), Path(args.md).parent)
-    lines += layer_table(table) + component_table(table) + fused_table(table) + block_table(table)
+    lines += (layer_table(table) + splitk_table(table) + component_table(table)
+              + fused_table(table) + block_table(table))
     Path(args.md).write_text("\n".join(lines))
 
 
