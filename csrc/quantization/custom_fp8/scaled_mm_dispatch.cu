@@ -3,6 +3,7 @@
 // benchmarks/tune_scaled_mm.py) for the shapes it covers, else an analytic
 // model of how the tiles fill the GPU. Host code only.
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <mutex>
@@ -103,14 +104,40 @@ int analytic_config(int64_t m, int64_t n, int64_t sms) {
                                          : "tile_128x128x128_promote256");
 }
 
+// The split-K decode kernel (splitk_64xTx128) for M <= 64 tokens: the
+// narrowest that holds them.
+int splitk_config(int64_t m) {
+  return config_id(m <= 8 ? "splitk_64x8x128" : m <= 16 ? "splitk_64x16x128"
+                   : m <= 32 ? "splitk_64x32x128" : "splitk_64x64x128");
+}
+
+// VLLM_CUSTOM_FP8_SPLITK (read once per process): "1" runs the split-K
+// decode kernel at every M <= 64, "0" never (the analytic model's choice
+// where a table picks it); unset: the table, else the analytic model.
+enum class SplitK { kDispatch, kAlways, kNever };
+SplitK splitk_mode() {
+  static const SplitK mode = [] {
+    const char* v = std::getenv("VLLM_CUSTOM_FP8_SPLITK");
+    if (v == nullptr || *v == '\0') return SplitK::kDispatch;
+    return std::strcmp(v, "0") == 0 ? SplitK::kNever : SplitK::kAlways;
+  }();
+  return mode;
+}
+
 }  // namespace
 
 int scaled_mm_num_configs() { return kNumConfigs; }
 
 int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k, bool use_tuned) {
   const DeviceInfo& device = device_info();
+  const SplitK splitk = splitk_mode();
+  if (splitk == SplitK::kAlways && m <= 64) return splitk_config(m);
   const int tuned = use_tuned ? tuned_config(device.tuned, m, n, k) : -1;
-  return tuned >= 0 ? tuned : analytic_config(m, n, device.sms);
+  if (tuned >= 0 && !(splitk == SplitK::kNever &&
+                      std::strncmp(kConfigNames[tuned], "splitk_", 7) == 0)) {
+    return tuned;
+  }
+  return analytic_config(m, n, device.sms);
 }
 
 }  // namespace custom_fp8::sm90
