@@ -16,14 +16,17 @@ namespace {
 int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // How many CTAs split K (a cluster size, 1 to 8): the fewest that minimize
-// the k-blocks the busiest SM streams, counting one CTA per SM at a time.
-// E.g. on 132 SMs: o_proj (64 tiles of N = 4096) 2; qkv_proj (96 tiles) 4;
-// gate_up_proj (448 tiles) 2. No table: any shape fills the GPU.
+// the time of the busiest SM, one CTA per SM at a time, each CTA costing its
+// k-blocks plus a fixed kCtaCost (set-up, pipeline fill, the reduction).
+// E.g. on 132 SMs: o_proj (64 tiles of N = 4096) 2, the TP=2 shards 2-8.
+// No table: any shape fills the GPU.
+constexpr int64_t kCtaCost = 4;  // in k-blocks
+
 int choose_splits(int64_t ctas, int64_t k_blocks, int64_t sms) {
   int best = 1;
-  int64_t best_cost = cdiv(ctas, sms) * k_blocks;
+  int64_t best_cost = cdiv(ctas, sms) * (k_blocks + kCtaCost);
   for (int s = 2; s <= splitk::kMaxSplits && s <= k_blocks; s *= 2) {
-    const int64_t cost = cdiv(ctas * s, sms) * cdiv(k_blocks, s);
+    const int64_t cost = cdiv(ctas * s, sms) * (cdiv(k_blocks, s) + kCtaCost);
     if (cost < best_cost) best = s, best_cost = cost;
   }
   return best;
@@ -64,11 +67,12 @@ void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   const int splits = choose_splits(tiles * groups, k_blocks, sms);
   const int64_t per_split = cdiv(k_blocks, splits);
   // Weight k-blocks prefetched into L2 under PDL, past the ones each CTA
-  // loads into shared memory: at most ~24 MB over the CTAs of the first wave,
-  // half the H100's L2, so the prefetch does not evict itself.
-  const int64_t first_wave = std::min<int64_t>(tiles * groups * splits, sms);
+  // loads into shared memory first: at most 16 MB over all CTAs (a third of
+  // the H100's L2), so the prefetch does not evict itself.
+  const int64_t ctas = tiles * groups * splits;
   const int64_t prefetch = std::clamp<int64_t>(
-      (24 << 20) / (first_wave * splitk::kRows * splitk::kBlockK) - splitk::kStages, 0, per_split);
+      (16 << 20) / (ctas * splitk::kRows * splitk::kBlockK)
+          - splitk::kStages<kTokens> * splitk::kBlocksPerStage, 0, per_split);
 
   const splitk::Params params{p.scale_a, p.scale_b, p.bias, p.out, static_cast<int>(p.m),
                               static_cast<int>(p.n), static_cast<int>(k_blocks),

@@ -10,8 +10,9 @@
 //     partial sums are added through distributed shared memory in rank order
 //     0, 1, ..., S-1: a fixed order, so the result is the same on every run,
 //     with no workspace, counter or memset (nothing to stall PDL);
-//   - one producer warp streams 128-deep k-blocks of the weight tile and the
-//     tokens' activations with TMA into a 4-stage ring (128B swizzle);
+//   - one producer warp streams the weight tile and the tokens' activations
+//     with TMA, 256 of K per stage (two 128-byte swizzle spans), through a
+//     ring of 6-8 stages: ~150-200 KB in flight per CTA, one CTA per SM;
 //   - four math warps each own 16 weight rows and compute out^T with
 //     mma.sync m16n8k32 (e4m3): the weight is operand A, 8 tokens are one
 //     n-tile of operand B. Each k-block's four MMAs chain in the tensor core,
@@ -29,6 +30,7 @@
 
 #include <cuda.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cute/arch/cluster_sm90.hpp"
@@ -41,8 +43,8 @@
 namespace custom_fp8::sm90::splitk {
 
 constexpr int kRows = 64;         // weight rows (output columns) per CTA
-constexpr int kBlockK = 128;      // k per stage: one 128-byte swizzle span, one promotion
-constexpr int kStages = 4;        // enough bytes in flight with 2-6 CTAs per SM
+constexpr int kBlockK = 128;      // one 128-byte swizzle span of K: one TMA box, one promotion
+constexpr int kBlocksPerStage = 2;  // 256 of K per stage, as CUTLASS's 256-deep swap-AB tiles
 constexpr int kMathWarps = kRows / 16;
 constexpr int kThreads = (kMathWarps + 1) * 32;  // + the producer warp
 constexpr int kMaxSplits = 8;     // the portable cluster size
@@ -55,15 +57,22 @@ struct Params {
   int m, n;
   int k_blocks;            // ceil(K / kBlockK)
   int k_blocks_per_split;  // per cluster rank; rank r owns [r * this, (r + 1) * this)
-  int prefetch_k_blocks;   // weight k-blocks past the first kStages prefetched into L2
+  int prefetch_k_blocks;   // weight k-blocks past the first stages' prefetched into L2
   bool scale_a_per_token, scale_b_per_channel;
 };
 
+// Stages: as many as keep the ring near 200 KB (one CTA per SM, the
+// memory-level parallelism the HBM needs: ~2x CUTLASS's swap-AB kernels'
+// bytes in flight per SM once the K split doubles the CTAs).
+template <int kTokens>
+constexpr int kStages = std::min(8, (200 << 10) / ((kRows + kTokens) * kBlockK * kBlocksPerStage));
+
 template <int kTokens>
 struct alignas(1024) SharedStorage {  // 1024: the 128B-swizzle atom (8 rows x 128 bytes)
+  static constexpr int kStages = splitk::kStages<kTokens>;
   struct Stages {
-    uint8_t weight[kStages][kRows * kBlockK];
-    uint8_t act[kStages][kTokens * kBlockK];
+    uint8_t weight[kStages][kBlocksPerStage][kRows * kBlockK];
+    uint8_t act[kStages][kBlocksPerStage][kTokens * kBlockK];
   };
   union {
     Stages stages;
@@ -106,7 +115,8 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   static_assert(kTokens % 8 == 0 && kTokens <= 64, "one to eight 8-token n-tiles");
   using Barrier = cutlass::arch::ClusterTransactionBarrier;
   constexpr int kNTiles = kTokens / 8;
-  constexpr uint32_t kStageBytes = (kRows + kTokens) * kBlockK;
+  constexpr int kStages = SharedStorage<kTokens>::kStages;
+  constexpr uint32_t kBlockBytes = (kRows + kTokens) * kBlockK;
 
   extern __shared__ uint8_t smem_raw[];
   auto& s = *reinterpret_cast<SharedStorage<kTokens>*>(
@@ -118,6 +128,8 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   const int token0 = blockIdx.y * kTokens;
   const int kb0 = rank * p.k_blocks_per_split;
   const int k_blocks = max(0, min(p.k_blocks - kb0, p.k_blocks_per_split));
+  const int steps = (k_blocks + kBlocksPerStage - 1) / kBlocksPerStage;  // the last may hold one
+  auto blocks_in = [&](int step) { return min(kBlocksPerStage, k_blocks - step * kBlocksPerStage); };
 
   if (threadIdx.x == 0) {
     for (int i = 0; i < kStages; ++i) {
@@ -136,24 +148,31 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
       constexpr auto kEvictLast = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_LAST);
       cute::prefetch_tma_descriptor(&weight_map);
       cute::prefetch_tma_descriptor(&act_map);
-      const int first = min(k_blocks, kStages);
+      auto load_weight = [&](int step, int stage) {
+        for (int b = 0; b < blocks_in(step); ++b)
+          Load::copy(&weight_map, &s.full[stage], kEvictFirst, s.stages.weight[stage][b],
+                     (kb0 + step * kBlocksPerStage + b) * kBlockK, row0);
+      };
+      auto load_act = [&](int step, int stage) {
+        for (int b = 0; b < blocks_in(step); ++b)
+          Load::copy(&act_map, &s.full[stage], kEvictLast, s.stages.act[stage][b],
+                     (kb0 + step * kBlocksPerStage + b) * kBlockK, token0);
+      };
+      const int first = min(steps, kStages);
       for (int i = 0; i < first; ++i) {
-        Barrier::arrive_and_expect_tx(&s.full[i], kStageBytes);
-        Load::copy(&weight_map, &s.full[i], kEvictFirst, s.stages.weight[i], (kb0 + i) * kBlockK, row0);
+        Barrier::arrive_and_expect_tx(&s.full[i], blocks_in(i) * kBlockBytes);
+        load_weight(i, i);
       }
-      for (int i = kStages; i < min(k_blocks, kStages + p.prefetch_k_blocks); ++i)
-        Load::PREFETCH::copy(&weight_map, (kb0 + i) * kBlockK, row0);
+      for (int kb = first * kBlocksPerStage; kb < min(k_blocks, first * kBlocksPerStage + p.prefetch_k_blocks); ++kb)
+        Load::PREFETCH::copy(&weight_map, (kb0 + kb) * kBlockK, row0);
       cutlass::arch::wait_on_dependent_grids();  // the activations are the previous grid's
-      for (int i = 0; i < first; ++i)
-        Load::copy(&act_map, &s.full[i], kEvictLast, s.stages.act[i], (kb0 + i) * kBlockK, token0);
-      for (int i = kStages; i < k_blocks; ++i) {
+      for (int i = 0; i < first; ++i) load_act(i, i);
+      for (int i = kStages; i < steps; ++i) {
         const int stage = i % kStages;
         Barrier::wait(&s.empty[stage], (i / kStages - 1) & 1);
-        Barrier::arrive_and_expect_tx(&s.full[stage], kStageBytes);
-        Load::copy(&weight_map, &s.full[stage], kEvictFirst, s.stages.weight[stage],
-                   (kb0 + i) * kBlockK, row0);
-        Load::copy(&act_map, &s.full[stage], kEvictLast, s.stages.act[stage], (kb0 + i) * kBlockK,
-                   token0);
+        Barrier::arrive_and_expect_tx(&s.full[stage], blocks_in(i) * kBlockBytes);
+        load_weight(i, stage);
+        load_act(i, stage);
       }
     }
     __syncwarp();
@@ -173,11 +192,7 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   const int g = lane / 4, t = lane % 4;
   const int r = warp * 16 + g;
   float acc[kNTiles][4] = {};
-  for (int i = 0; i < k_blocks; ++i) {
-    const int stage = i % kStages;
-    Barrier::wait(&s.full[stage], (i / kStages) & 1);
-    const uint8_t* w = s.stages.weight[stage];
-    const uint8_t* x = s.stages.act[stage];
+  auto mma_block = [&](const uint8_t* w, const uint8_t* x) {
     uint32_t a_lo[8], a_hi[8];  // rows r, r + 8
     load_chunk(a_lo, w, r, 2 * t);
     load_chunk(a_lo + 4, w, r, 2 * t + 1);
@@ -188,16 +203,22 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
       uint32_t b[8];
       load_chunk(b, x, nt * 8 + g, 2 * t);
       load_chunk(b + 4, x, nt * 8 + g, 2 * t + 1);
-      float d[4] = {0.f, 0.f, 0.f, 0.f};
+      float d[2][4] = {};  // two independent chains of two MMAs: half the dependent latency
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        cute::SM89_16x8x32_F32E4M3E4M3F32_TN::fma(d[0], d[1], d[2], d[3], a_lo[2 * j],
+        float* e = d[j % 2];
+        cute::SM89_16x8x32_F32E4M3E4M3F32_TN::fma(e[0], e[1], e[2], e[3], a_lo[2 * j],
                                                    a_hi[2 * j], a_lo[2 * j + 1], a_hi[2 * j + 1],
-                                                   b[2 * j], b[2 * j + 1], d[0], d[1], d[2], d[3]);
+                                                   b[2 * j], b[2 * j + 1], e[0], e[1], e[2], e[3]);
       }
 #pragma unroll
-      for (int c = 0; c < 4; ++c) acc[nt][c] += d[c];  // the promotion
+      for (int c = 0; c < 4; ++c) acc[nt][c] += d[0][c] + d[1][c];  // the promotion
     }
+  };
+  for (int i = 0; i < steps; ++i) {
+    const int stage = i % kStages;
+    Barrier::wait(&s.full[stage], (i / kStages) & 1);
+    for (int b = 0; b < blocks_in(i); ++b) mma_block(s.stages.weight[stage][b], s.stages.act[stage][b]);
     __syncwarp();
     if (lane == 0) Barrier::arrive(&s.empty[stage]);
   }
