@@ -374,6 +374,15 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
         "quant_ours_tensor": lambda i: cf8.scaled_fp8_quant(x[i]),
         "copy": lambda i: dst.copy_(src),
     }
+    # The weight read alone, as the read ceiling reads: what a pure stream of
+    # this many bytes reaches from a cold L2 (launch, ramp and tail included),
+    # the floor no GEMM of this shape can beat.
+    words = [w["token"][c].view(torch.int32).view(-1) for c in range(w["copies"])]
+    if words[0].numel() % 1024 == 0:
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        partial = torch.empty(4 * sms, dtype=torch.int32, device="cuda")
+        methods["read_weight"] = lambda i: _read_stream_kernel[(4 * sms,)](
+            words[i % len(words)], partial, words[0].numel(), BLOCK=1024, num_warps=4)
     if (splitk := splitk_config(m)) is not None:
         methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
             pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)
@@ -532,7 +541,7 @@ TOLERANCE = {"layer": 5e-3, "block": 5e-3, "gemm": 1e-5, "bf16": 1e-4}
 
 def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
     """None if fn's output matches float64 within its tolerance, else why not."""
-    if name.startswith(("quant_", "copy")):
+    if name.startswith(("quant_", "copy", "read_")):
         return None  # bit-exactness of the quant is tests/test_upstream_parity.py's job
     try:
         out = fn(0)
@@ -575,7 +584,9 @@ def row_metrics(name: str, shape: Shape, m: int, t: float, ceil: dict) -> dict:
     bandwidth: what a memory-bound layer, a weight stream, can reach)."""
     n, k = shape.n, shape.k
     written = 2 * m * n
-    if name.startswith(("quant_", "copy")):
+    if name == "read_weight":
+        read, written, flops = n * k, 0, 0
+    elif name.startswith(("quant_", "copy")):
         read, written, flops = 2 * m * k, m * k + 4 * m, 0
     elif name.startswith("gemm_"):
         read, flops = m * k + n * k, 2 * m * n * k

@@ -211,7 +211,8 @@ def splitk_table(table: dict) -> list[str]:
         return []
     head = ["model", "layer", "tp", "M", "read floor µs", "split-K µs (spread)", "% read floor",
             "dispatched µs", "% read floor", "÷ dispatched", "÷ upstream eager",
-            "GEMM split-K µs", "÷ GEMM dispatched", "÷ GEMM upstream"]
+            "GEMM split-K µs", "÷ GEMM dispatched", "÷ GEMM upstream", "weight read alone µs",
+            "its % read floor"]
     rows_md, pct, vs_up, gemm_vs_up = [], defaultdict(list), [], []
     for key in keys:
         rows = table[key]
@@ -231,13 +232,23 @@ def splitk_table(table: dict) -> list[str]:
              f"{d['t_graph_us']:.1f}" if d else "-",
              f"{d['pct_floor_read']:.0f}%" if d else "-", f(speedup(rows, SPLITK, OURS)), f(up),
              f"{g['t_graph_us']:.1f}" if g else "-",
-             f(speedup(rows, "gemm_ours_splitk", "gemm_ours_token")), f(g_up)]) + " |")
+             f(speedup(rows, "gemm_ours_splitk", "gemm_ours_token")), f(g_up),
+             f"{rd['t_graph_us']:.1f}" if (rd := rows.get("read_weight")) else "-",
+             f"{rd['pct_floor_read']:.0f}%" if rd else "-"]) + " |")
     summary = [f"- TP={tp}: {min(ps):.0f}-{max(ps):.0f}% of the read floor, median "
                f"**{statistics.median(ps):.0f}%** (target: median >= {85 if tp == 1 else 75}%, "
                "every point >= 60%)." for tp, ps in sorted(pct.items())]
     if vs_up:
         summary.append(f"- vs upstream eager: geometric mean **{geomean(vs_up):.2f}x**, min "
                        f"{min(vs_up):.2f}x (target >= 1.25x, none below 1.0x).")
+    reads = defaultdict(list)
+    for key in keys:
+        if "read_weight" in table[key]:
+            reads[key[2]].append(table[key]["read_weight"]["pct_floor_read"])
+    summary += [f"- A pure read of each weight alone (cold, in a graph like the layers): median "
+                f"{statistics.median(ps):.0f}% of the read floor at TP={tp} ({min(ps):.0f}-"
+                f"{max(ps):.0f}%): the most any kernel of these shapes can reach."
+                for tp, ps in sorted(reads.items())]
     if gemm_vs_up:
         summary.append(f"- GEMM alone at M <= 16 vs upstream's FastAccum GEMM: min "
                        f"{min(gemm_vs_up):.2f}x (target >= 1.0x everywhere).")
