@@ -383,6 +383,12 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
         partial = torch.empty(4 * sms, dtype=torch.int32, device="cuda")
         methods["read_weight"] = lambda i: _read_stream_kernel[(4 * sms,)](
             words[i % len(words)], partial, words[0].numel(), BLOCK=1024, num_warps=4)
+    # Our GEMM on one weight copy only, which stays in the 50 MB L2 where it
+    # fits: what a perfect prefetch ahead of the GEMM would give (the decode
+    # lever of docs/performance.md).
+    if w["token"][0].numel() <= 32e6:
+        methods["gemm_ours_token_l2"] = lambda i: cf8.scaled_mm(
+            pre[i][0], wt(0), pre[i][1], w["ch_scale"], torch.bfloat16)
     if (splitk := splitk_config(m)) is not None:
         methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
             pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)

@@ -212,7 +212,7 @@ def splitk_table(table: dict) -> list[str]:
     head = ["model", "layer", "tp", "M", "read floor µs", "split-K µs (spread)", "% read floor",
             "dispatched µs", "% read floor", "÷ dispatched", "÷ upstream eager",
             "GEMM split-K µs", "÷ GEMM dispatched", "÷ GEMM upstream", "weight read alone µs",
-            "its % read floor"]
+            "its % read floor", "GEMM, weight in L2 µs"]
     rows_md, pct, vs_up, gemm_vs_up = [], defaultdict(list), [], []
     for key in keys:
         rows = table[key]
@@ -234,7 +234,8 @@ def splitk_table(table: dict) -> list[str]:
              f"{g['t_graph_us']:.1f}" if g else "-",
              f(speedup(rows, "gemm_ours_splitk", "gemm_ours_token")), f(g_up),
              f"{rd['t_graph_us']:.1f}" if (rd := rows.get("read_weight")) else "-",
-             f"{rd['pct_floor_read']:.0f}%" if rd else "-"]) + " |")
+             f"{rd['pct_floor_read']:.0f}%" if rd else "-",
+             f"{l2['t_graph_us']:.1f}" if (l2 := rows.get("gemm_ours_token_l2")) else "-"]) + " |")
     summary = [f"- TP={tp}: {min(ps):.0f}-{max(ps):.0f}% of the read floor, median "
                f"**{statistics.median(ps):.0f}%** (target: median >= {85 if tp == 1 else 75}%, "
                "every point >= 60%)." for tp, ps in sorted(pct.items())]
