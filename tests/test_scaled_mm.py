@@ -109,8 +109,8 @@ SPLITK_CONFIGS = ([c for c in scaled_mm_configs() if c.startswith("splitk_")]
 @pytest.mark.parametrize("m", [1, 13, 64])
 def test_splitk_model_shapes(config, name, n, k, m):
     """The split-K decode kernel on every projection: the K split it takes
-    from the shape (a cluster of 1 to 8 CTAs; on 132 SMs 2 for N = 4096, 4
-    for 6144, 8 for the narrow TP=2 shards), one or several token groups."""
+    from the shape (a cluster of 1 or 2 CTAs on 132 SMs; test_every_config's
+    narrow shapes reach 8), one or several token groups."""
     with_bias = name.startswith("qwen") and "qkv" in name
     run_and_check(m, n, k, "cuda", "token", "channel", with_bias, torch.bfloat16, seed=m + n + k,
                   config=scaled_mm_configs().index(config))

@@ -1,5 +1,6 @@
-// Which sm_90a scaled-GEMM configuration runs for a shape: the tuned table of
-// this GPU (tuned/scaled_mm_<gpu>.json, measured by
+// Which sm_90a scaled-GEMM configuration runs for a shape, and how the
+// split-K one splits K: the tuned table of this GPU
+// (tuned/scaled_mm_<gpu>.json, measured by
 // benchmarks/tune_scaled_mm.py) for the shapes it covers, else an analytic
 // model of how the tiles fill the GPU. Host code only.
 #include <array>
@@ -11,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include "scaled_mm_sm90.h"
+#include "splitk_dispatch_sm90.h"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
@@ -74,8 +76,6 @@ int tuned_config(const TunedTable& table, int64_t m, int64_t n, int64_t k) {
   return last ? config_id(last->config) : -1;
 }
 
-int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // The analytic model, for shapes and GPUs without a tuned entry. Fitted to
 // the tuned tables: by their timings its choices are within 0.4% (H100) and
 // 1.4% (H200) of the tuned ones (geometric mean over their 240 (N, K, M)
@@ -127,6 +127,23 @@ SplitK splitk_mode() {
 }  // namespace
 
 int scaled_mm_num_configs() { return kNumConfigs; }
+
+// How many CTAs split K: the fewest that minimize the time of the busiest SM,
+// one CTA per SM at a time, each CTA costing its k-blocks plus a fixed
+// kCtaCost (set-up, pipeline fill, the reduction). E.g. on 132 SMs: o_proj
+// (64 tiles of N = 4096) 2, qkv_proj and gate_up_proj 1. No table: any shape
+// fills the GPU.
+int choose_splitk_splits(int64_t ctas, int64_t k_blocks, int max_splits) {
+  constexpr int64_t kCtaCost = 4;  // in k-blocks
+  const int64_t sms = device_info().sms;
+  int best = 1;
+  int64_t best_cost = cdiv(ctas, sms) * (k_blocks + kCtaCost);
+  for (int s = 2; s <= max_splits && s <= k_blocks; s *= 2) {
+    const int64_t cost = cdiv(ctas * s, sms) * (cdiv(k_blocks, s) + kCtaCost);
+    if (cost < best_cost) best = s, best_cost = cost;
+  }
+  return best;
+}
 
 int choose_scaled_mm_config(int64_t m, int64_t n, int64_t k, bool use_tuned) {
   const DeviceInfo& device = device_info();

@@ -1,43 +1,18 @@
 // Host side of the split-K decode GEMM (device code: splitk_mm_sm90.cuh): the
-// split of K from the shape, the TMA descriptors and the launch (cluster of S
-// CTAs along K, PDL).
+// TMA descriptors and the launch (a cluster of S CTAs along K, S from
+// choose_splitk_splits; PDL).
 #include <algorithm>
 
 #include "cutlass/cuda_host_adapter.hpp"
 
 #include "gemm_run_sm90.cuh"
 #include "scaled_mm_sm90.h"
+#include "splitk_dispatch_sm90.h"
 #include "splitk_mm_sm90.cuh"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
 namespace {
-
-int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// How many CTAs split K (a cluster size, 1 to 8): the fewest that minimize
-// the time of the busiest SM, one CTA per SM at a time, each CTA costing its
-// k-blocks plus a fixed kCtaCost (set-up, pipeline fill, the reduction).
-// E.g. on 132 SMs: o_proj (64 tiles of N = 4096) 2, the TP=2 shards 2-8.
-// No table: any shape fills the GPU.
-constexpr int64_t kCtaCost = 4;  // in k-blocks
-
-int choose_splits(int64_t ctas, int64_t k_blocks, int64_t sms) {
-  int best = 1;
-  int64_t best_cost = cdiv(ctas, sms) * (k_blocks + kCtaCost);
-  for (int s = 2; s <= splitk::kMaxSplits && s <= k_blocks; s *= 2) {
-    const int64_t cost = cdiv(ctas * s, sms) * (cdiv(k_blocks, s) + kCtaCost);
-    if (cost < best_cost) best = s, best_cost = cost;
-  }
-  return best;
-}
-
-int device_sms() {
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  return sms;
-}
 
 // A [rows, K] e4m3 operand, K contiguous, row stride ld bytes, read in
 // boxes of box_rows x 128 bytes into 128B-swizzled shared memory; zeros past
@@ -61,10 +36,9 @@ CUtensorMap tensor_map(const void* base, int64_t rows, int64_t k, int64_t ld, in
 
 template <class ElementD, int kTokens>
 void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
-  const int sms = device_sms();
   const int64_t tiles = cdiv(p.n, splitk::kRows), groups = cdiv(p.m, kTokens);
   const int64_t k_blocks = cdiv(p.k, splitk::kBlockK);
-  const int splits = choose_splits(tiles * groups, k_blocks, sms);
+  const int splits = choose_splitk_splits(tiles * groups, k_blocks, splitk::kMaxSplits);
   const int64_t per_split = cdiv(k_blocks, splits);
   // Weight k-blocks prefetched into L2 under PDL, past the ones each CTA
   // loads into shared memory first: at most 16 MB over all CTAs (a third of
