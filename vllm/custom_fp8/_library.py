@@ -53,9 +53,11 @@ SCHEMAS = {
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
     # config: -1 = the built-in dispatch, -2 = its analytic model alone (no tuned
     # table); >= 0 forces a CUDA kernel configuration (the tuner and the tests).
-    # The CPU and Triton backends ignore it.
+    # prefetch: the next GEMM's weight (as `b`), which the CUDA library
+    # prefetches into L2 after this GEMM at decode (M <= 64). The CPU and
+    # Triton backends ignore both.
     "scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
-                 "Tensor? bias, int config=-1) -> ()",
+                 "Tensor? bias, int config=-1, Tensor? prefetch=None) -> ()",
     "block_scaled_mm":
         "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b) -> ()",
 }

@@ -31,12 +31,15 @@ def fp8_linear(
     input_scale: torch.Tensor | None = None,
     input_scale_ub: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    prefetch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """y[..., N] = dequant(quant(x[..., K]) @ weight) + bias.
 
     weight is [K, N] (the transpose of the row-major [N, K] checkpoint
     weight); weight_scale is per-tensor/per-channel, or for DYNAMIC_GROUP the
-    [K/128, N/128] transpose of weight_scale_inv.
+    [K/128, N/128] transpose of weight_scale_inv. prefetch: the next layer's
+    weight in the same form, brought into L2 after the GEMM at decode
+    (scaled_mm; the block path takes none).
     """
     out_dtype = out_dtype or x.dtype
     x2d = x.reshape(-1, x.shape[-1])
@@ -54,5 +57,5 @@ def fp8_linear(
             scale_ub=input_scale_ub if per_token else None,
             use_per_token_if_dynamic=per_token,
         )
-        out = scaled_mm(q, weight, q_scale, weight_scale, out_dtype, bias)
+        out = scaled_mm(q, weight, q_scale, weight_scale, out_dtype, bias, prefetch=prefetch)
     return out.view(*x.shape[:-1], weight.shape[1])
