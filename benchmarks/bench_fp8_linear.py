@@ -414,7 +414,8 @@ def prefetch_methods(ops: Operands, up: "Upstream | None") -> dict:
     GEMM). In gap_prefetch_ours_token the small GEMM names this layer's
     weight as its `prefetch`, as the GEMM before it in a decode step does;
     `gap` is the small GEMM and the gap alone, so a layer's time in the
-    sequence is the sequence's less the gap's."""
+    sequence is the sequence's less the gap's; `gap_prefetch` the same with
+    the prefetch (what the prefetch kernel costs in the stream)."""
     w, x, m = ops.w, ops.x, ops.x[0].shape[0]
     if m > 64:
         return {}
@@ -436,6 +437,7 @@ def prefetch_methods(ops: Operands, up: "Upstream | None") -> dict:
                           bias=w["bias"])
 
     return {"gap": lambda i: gap(),
+            "gap_prefetch": lambda i: gap(wt(i)),
             "gap_ours_token": lambda i: sequence(i, False),
             "gap_prefetch_ours_token": lambda i: sequence(i, True)}
 
@@ -588,7 +590,7 @@ TOLERANCE = {"layer": 5e-3, "block": 5e-3, "gemm": 1e-5, "bf16": 1e-4}
 
 def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
     """None if fn's output matches float64 within its tolerance, else why not."""
-    if name.startswith(("quant_", "copy", "read_")) or name == "gap":
+    if name.startswith(("quant_", "copy", "read_")) or name in ("gap", "gap_prefetch"):
         return None  # bit-exactness of the quant is tests/test_upstream_parity.py's job
     try:
         out = fn(0)
