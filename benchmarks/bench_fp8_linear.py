@@ -34,9 +34,6 @@ import triton.language as tl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# The library's L2 prefetch switch (read once per process): on, for the
-# methods that pass `prefetch` (group "prefetch"); the others pass none.
-os.environ.setdefault("VLLM_CUSTOM_FP8_PREFETCH", "1")
 
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
@@ -402,46 +399,6 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
     return methods
 
 
-# An idle pause of the length attention takes in a decode step (~8 µs on the
-# H100: docs/e2e-h100.md's step spends 8-11 µs between qkv_proj's GEMM and
-# o_proj's in rotary, the cache write, attention and o_proj's quant).
-GAP_CYCLES = 15_000
-
-
-def prefetch_methods(ops: Operands, up: "Upstream | None") -> dict:
-    """The decode lever of docs/performance.md ("Decode: the next weight in
-    L2"), at M <= 64: a small GEMM, an idle gap, then this layer (our quant +
-    GEMM). In gap_prefetch_ours_token the small GEMM names this layer's
-    weight as its `prefetch`, as the GEMM before it in a decode step does;
-    `gap` is the small GEMM and the gap alone, so a layer's time in the
-    sequence is the sequence's less the gap's; `gap_prefetch` the same with
-    the prefetch (what the prefetch kernel costs in the stream)."""
-    w, x, m = ops.w, ops.x, ops.x[0].shape[0]
-    if m > 64:
-        return {}
-    small_a, small_scale = cf8.scaled_fp8_quant(
-        torch.randn(m, 128, device="cuda", dtype=torch.bfloat16), use_per_token_if_dynamic=True)
-    small_b = torch.randn(128, 128, device="cuda").to(FP8).t()
-    one = torch.ones(1, device="cuda")
-
-    def wt(i):
-        return w["token"][i % w["copies"]].t()
-
-    def gap(prefetch=None):
-        cf8.scaled_mm(small_a, small_b, small_scale, one, torch.bfloat16, prefetch=prefetch)
-        torch.cuda._sleep(GAP_CYCLES)
-
-    def sequence(i, prefetch: bool):
-        gap(wt(i) if prefetch else None)
-        return fp8_linear(x[i], wt(i), w["ch_scale"], ActivationScheme.DYNAMIC_TOKEN,
-                          bias=w["bias"])
-
-    return {"gap": lambda i: gap(),
-            "gap_prefetch": lambda i: gap(wt(i)),
-            "gap_ours_token": lambda i: sequence(i, False),
-            "gap_prefetch_ours_token": lambda i: sequence(i, True)}
-
-
 # The producer of each projection's input in a decoder layer, which issue 8's
 # fused kernels merge with the quant (o_proj's input, the attention output, has none).
 PRODUCERS = {"qkv_proj": "norm", "gate_up_proj": "norm", "down_proj": "silu"}
@@ -581,7 +538,7 @@ PRESETS = {
     "quick": dict(models=["llama-3-8b", "qwen2.5-7b"], tp=[1], m=[1, 16, 64, 256, 1024, 4096]),
 }
 GROUPS = {"layer": layer_methods, "block": block_methods, "component": component_methods,
-          "fused": fused_methods, "prefetch": prefetch_methods}
+          "fused": fused_methods}
 # Validation: relative-error metric against float64 of the same weights.
 # Layers quantize the activation to FP8 (3 mantissa bits: metric ~1e-3);
 # a GEMM alone sees the same codes as its reference (tests/gemm_check.py).
@@ -590,7 +547,7 @@ TOLERANCE = {"layer": 5e-3, "block": 5e-3, "gemm": 1e-5, "bf16": 1e-4}
 
 def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
     """None if fn's output matches float64 within its tolerance, else why not."""
-    if name.startswith(("quant_", "copy", "read_")) or name in ("gap", "gap_prefetch"):
+    if name.startswith(("quant_", "copy", "read_")):
         return None  # bit-exactness of the quant is tests/test_upstream_parity.py's job
     try:
         out = fn(0)

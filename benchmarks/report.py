@@ -258,46 +258,6 @@ def splitk_table(table: dict) -> list[str]:
             + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows_md + [""])
 
 
-def prefetch_table(table: dict) -> list[str]:
-    """Decode with the next weight prefetched into L2 (bench group
-    "prefetch"): this layer after a small GEMM and an idle gap, with and
-    without the small GEMM prefetching this layer's weight; each layer time
-    is the sequence's less the gap's (small GEMM + gap alone)."""
-    keys = [k for k, rows in sorted(table.items())
-            if {"gap", "gap_ours_token", "gap_prefetch_ours_token"} <= rows.keys()]
-    if not keys:
-        return []
-    head = ["model", "layer", "tp", "M", "read floor µs", "gap µs", "layer after the gap µs",
-            "prefetched µs", "gain µs", "÷ (speed-up)", "% read floor, prefetched",
-            "GEMM, weight in L2 µs"]
-    rows_md, gains, pct = [], [], defaultdict(list)
-    for key in keys:
-        rows = table[key]
-        gap = rows["gap"]["t_graph_us"]
-        cold = rows["gap_ours_token"]["t_graph_us"] - gap
-        warm = rows["gap_prefetch_ours_token"]["t_graph_us"] - gap
-        floor = rows["gap_ours_token"]["floor_read_us"]
-        gains.append(cold / warm)
-        pct[key[2]].append(100 * floor / warm)
-        l2 = rows.get("gemm_ours_token_l2")
-        rows_md.append("| " + " | ".join(
-            [key[0], key[1], str(key[2]), str(key[3]), f"{floor:.1f}", f"{gap:.1f}",
-             f"{cold:.1f}", f"{warm:.1f}", f"{cold - warm:.1f}", f"{cold / warm:.2f}",
-             f"{100 * floor / warm:.0f}%", f"{l2['t_graph_us']:.1f}" if l2 else "-"]) + " |")
-    summary = [f"- The layer with its weight prefetched during the gap: geometric mean "
-               f"**{geomean(gains):.2f}x** the same layer after the gap without it "
-               f"({min(gains):.2f}-{max(gains):.2f}x)."]
-    summary += [f"- TP={tp}: median {statistics.median(ps):.0f}% of the read floor "
-                f"({min(ps):.0f}-{max(ps):.0f}%) with the prefetch."
-                for tp, ps in sorted(pct.items())]
-    return (["## Decode: the next weight in L2 (bench group `prefetch`)", "",
-             "A small GEMM, an idle gap (attention's place in a decode step), then the "
-             "layer (our quant + GEMM); prefetched: the small GEMM prefetches the layer's "
-             "weight into L2 (`scaled_mm(..., prefetch=)`, as each GEMM does for the next "
-             "with `VLLM_CUSTOM_FP8_PREFETCH=1`).", ""] + summary + [""]
-            + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows_md + [""])
-
-
 def fused_table(table: dict) -> list[str]:
     """Producer + quant + GEMM (bench group "fused"): our fused producer against
     the unfused fork and upstream's compiled mode."""
@@ -406,8 +366,7 @@ def main():
     lines += summary(table)
     if args.plots:
         lines += plots(table, Path(args.plots), Path(args.md).parent)
-    lines += (layer_table(table) + splitk_table(table) + prefetch_table(table)
-              + component_table(table)
+    lines += (layer_table(table) + splitk_table(table) + component_table(table)
               + fused_table(table) + block_table(table))
     Path(args.md).write_text("\n".join(lines))
 

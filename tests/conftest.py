@@ -7,12 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# The L2 prefetch of the next weight (scaled_mm's `prefetch`) is a switch of
-# the CUDA library, read once per process: on, so the tests that pass a
-# prefetch tensor run it. Where no call passes one, it changes nothing.
-os.environ.setdefault("VLLM_CUSTOM_FP8_PREFETCH", "1")
-
-import vllm.custom_fp8 as cf8  # noqa: E402
+import vllm.custom_fp8 as cf8
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = json.loads((REPO / "data" / "shapes.json").read_text())

@@ -126,20 +126,6 @@ def test_splitk_kernels(sass):
             assert instruction in code, f"no {instruction} in {name[:80]}"
 
 
-def test_l2_prefetch_kernel(sass):
-    """The next weight's L2 prefetch (l2_prefetch_sm90.cu): TMA bulk
-    prefetches into L2 (UBLKPF.L2), lets the next grid launch (PREEXIT) and
-    waits for the GEMM before it to finish (ACQBULK), after its prefetches
-    and before it exits: the kernels after it keep the stream order."""
-    [code] = [code for name, code in kernels(sass).items() if "l2_prefetch_kernel" in name]
-    instructions = re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][\w.]*)", code,
-                              re.MULTILINE)
-    for instruction in ("PREEXIT", "UBLKPF.L2", "ACQBULK"):
-        assert instruction in instructions, f"no {instruction}: {instructions}"
-    assert instructions.index("ACQBULK") > instructions.index("UBLKPF.L2")
-    assert instructions[instructions.index("ACQBULK") + 1] == "EXIT"
-
-
 def test_no_kernel_spills(sass):
     """No kernel of the library spills registers to local memory (ptxas
     -v's spill stores and loads are its STL / LDL)."""

@@ -219,59 +219,6 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
 
 
 @pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
-@pytest.mark.parametrize("m", [1, 16, 64])
-@pytest.mark.parametrize("pdl", ["1", "0"])
-def test_prefetch_keeps_stream_order(m, pdl):
-    """The L2 prefetch after a decode GEMM runs (under PDL) while the GEMM
-    still runs, and must end after it: the kernel after it reads the GEMM's
-    output. Per layer, in one CUDA graph: the output poisoned, the GEMM with
-    the next layer's weight as `prefetch`, and a copy of the output (a plain
-    kernel, as the rotary embedding or the norm after a projection is). The
-    GEMMs cover several waves (N = 28672: 448 CTAs), so their last CTAs
-    still store while the prefetch grid could already be done. Each copy
-    equals the layer run alone. In a subprocess per VLLM_CUSTOM_FP8_PDL."""
-    code = (
-        "import torch, vllm.custom_fp8\n"
-        "from conftest import log_uniform, random_fp8\n"
-        "ops = torch.ops._custom_fp8\n"
-        f"m, k, n, layers = {m}, 4096, 28672, 4\n"
-        "ws = [random_fp8(n, k, 'cuda', seed=20 + i).t() for i in range(layers + 1)]\n"
-        "sw = log_uniform((n,), 1e-3, 1e-1, 'cuda')\n"
-        "qs = [random_fp8(m, k, 'cuda', seed=40 + i) for i in range(layers)]\n"
-        "s = log_uniform((m, 1), 1e-3, 1e-1, 'cuda')\n"
-        "y = torch.empty(m, n, dtype=torch.bfloat16, device='cuda')\n"
-        "copies = [torch.empty_like(y) for _ in range(layers)]\n"
-        "expected = []\n"
-        "for i in range(layers):\n"
-        "    e = torch.empty_like(y)\n"
-        "    ops.scaled_mm(e, qs[i], ws[i], s, sw, None)\n"
-        "    expected.append(e)\n"
-        "def chain():\n"
-        "    for i in range(layers):\n"
-        "        y.fill_(float('nan'))\n"
-        "        ops.scaled_mm(y, qs[i], ws[i], s, sw, None, -1, ws[i + 1])\n"
-        "        copies[i].copy_(y)\n"
-        "chain()\n"
-        "graph = torch.cuda.CUDAGraph()\n"
-        "with torch.cuda.graph(graph):\n"
-        "    chain()\n"
-        "for _ in range(20):\n"
-        "    for c in copies: c.fill_(0)\n"
-        "    graph.replay()\n"
-        "    torch.cuda.synchronize()\n"
-        "    for i, (c, e) in enumerate(zip(copies, expected)):\n"
-        "        assert torch.equal(c, e), f'layer {i}: the copy read before the GEMM finished'\n"
-        "print('ok')\n")
-    tests = Path(__file__).parent
-    env = dict(os.environ, VLLM_CUSTOM_FP8_PDL=pdl, VLLM_CUSTOM_FP8_PREFETCH="1",
-               PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent),
-                                           os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr[-2000:]
-
-
-@pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
 def test_pdl_switch_keeps_results():
     """VLLM_CUSTOM_FP8_PDL=0 launches the GEMMs without PDL: same bits."""
     code = (

@@ -207,7 +207,6 @@ class EngineRun:
     calls: dict[str, collections.Counter]    # per layer prefix (eager runs only)
     logprobs: list[torch.Tensor]             # per prompt: [T - 1, vocab] float64
     log_messages: list[str] = field(default_factory=list)
-    inspected: object = None                 # run_engine's inspect(model), if given
 
 
 def _fp8_kernel(module):
@@ -247,11 +246,9 @@ def prompt_logprobs_matrix(output, vocab: int) -> torch.Tensor:
 
 def run_engine(path: Path, prompts: list[list[int]], *, quantization: str | None = None,
                enforce_eager: bool = True, count_calls: bool = True,
-               inspect=None, **engine_kwargs) -> EngineRun:
+               **engine_kwargs) -> EngineRun:
     """Start an in-process engine on PATH, score PROMPTS teacher-forced
-    (prompt_logprobs over the full vocabulary), and shut it down.
-    inspect(model), if given, runs on the loaded model; its result is
-    EngineRun.inspected."""
+    (prompt_logprobs over the full vocabulary), and shut it down."""
     import vllm.envs
     from vllm import LLM, SamplingParams
 
@@ -266,7 +263,6 @@ def run_engine(path: Path, prompts: list[list[int]], *, quantization: str | None
     try:
         vocab = llm.llm_engine.model_config.get_vocab_size()
         [(layers, linear)] = llm.apply_model(describe_model)
-        inspected = llm.apply_model(inspect)[0] if inspect else None
         params = SamplingParams(max_tokens=1, prompt_logprobs=-1, detokenize=False)
         requests = [{"prompt_token_ids": p} for p in prompts]
         if count_calls:
@@ -279,4 +275,4 @@ def run_engine(path: Path, prompts: list[list[int]], *, quantization: str | None
     finally:
         del llm
         gc.collect()
-    return EngineRun(selected, layers, linear, calls, logprobs, messages, inspected)
+    return EngineRun(selected, layers, linear, calls, logprobs, messages)

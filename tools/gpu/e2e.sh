@@ -141,18 +141,16 @@ for stage in "$@"; do
       # fork: the fork without its compiled-mode fusion pass; fork_fused: with it (the
       # default); fork_fused_nopdl: with it, GEMMs launched without PDL; plugin,
       # plugin_fused: stock vLLM + the plugin (.carry/plugin), without and with the pass;
-      # a *_splitk run takes the split-K decode GEMM at every M <= 64 (VLLM_CUSTOM_FP8_SPLITK=1);
-      # a *_prefetch run prefetches each next weight into L2 (VLLM_CUSTOM_FP8_PREFETCH=1)
+      # a *_splitk run takes the split-K decode GEMM at every M <= 64 (VLLM_CUSTOM_FP8_SPLITK=1)
       for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
         site=${run%%:*} mode=${run##*:} PASS=
         case $site in upstream) S=$UPSTREAM ;; plugin*) S=$PLUGIN PASS=vllm.custom_fp8_fusion_pass ;; *) S=$FORK ;; esac
         [[ $site = *_fused* ]] && FUSION=1 || FUSION=0
         [ $site = fork_fused_nopdl ] && PDL=0 || PDL=1
         [[ $site = *_splitk ]] && SPLITK=1 || SPLITK=
-        [[ $site = *_prefetch ]] && PREFETCH=1 || PREFETCH=0
         L=$(left); [ $L -lt 120 ] && { echo "skip $run: $L s left"; continue; }
         E2E_INDUCTOR_PASS=$PASS VLLM_CUSTOM_FP8_FUSION=$FUSION VLLM_CUSTOM_FP8_PDL=$PDL \
-            VLLM_CUSTOM_FP8_SPLITK=$SPLITK VLLM_CUSTOM_FP8_PREFETCH=$PREFETCH \
+            VLLM_CUSTOM_FP8_SPLITK=$SPLITK \
             in_site $S timeout -k 5 $((L - 5)) python3 tools/gpu-e2e/run_e2e.py --mode $mode \
             --model-dir $MODEL --configs $CONFIGS --out /tmp/tp_${site}_$mode.json \
             > /tmp/tp_${site}_$mode.log 2>&1

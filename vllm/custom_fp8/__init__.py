@@ -201,18 +201,15 @@ def scaled_mm(
     bias: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
     config: int = -1,
-    prefetch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """out[M, N] = (scale_a * a[M, K]) @ (scale_b * b[K, N]) + bias, in out_dtype.
 
     `b` is the transpose of a row-major [N, K] weight (how vLLM keeps FP8
     weights); scale_a is per-tensor or per-token, scale_b per-tensor or
-    per-channel; the dequant is fused into the GEMM epilogue. `prefetch`, the
-    next GEMM's weight in the same form, is brought into L2 after this GEMM
-    at decode (M <= 64; the CUDA library only), so that GEMM reads it from L2.
+    per-channel; the dequant is fused into the GEMM epilogue.
     """
     out = _gemm_output("scaled_mm", a, b, out_dtype, out)
-    ops.scaled_mm(out, a, b, scale_a, scale_b, bias, config, prefetch)
+    ops.scaled_mm(out, a, b, scale_a, scale_b, bias, config)
     return out
 
 

@@ -196,8 +196,7 @@ def _gemm_common(op: str, out, a, b):
     return c, m, k, n
 
 
-def check_scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1,
-                    prefetch: torch.Tensor | None = None) -> None:
+def check_scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:
     c, m, _, n = _gemm_common("scaled_mm", out, a, b)
     c.tensor("scale_a", scale_a, (torch.float32,))
     c.contiguous("scale_a", scale_a)
@@ -215,11 +214,6 @@ def check_scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1,
         c.contiguous("bias", bias)
         if bias.shape[0] != n:
             c.fail("bias", f"of shape [{n}]", f"shape {tuple(bias.shape)}")
-    if prefetch is not None:
-        c.tensor("prefetch", prefetch, (FP8_DTYPE,), ndim=2)
-        if prefetch.stride() != (1, prefetch.shape[0]):
-            c.fail("prefetch", "a weight as 'b' takes it (the [K, N] transpose of a contiguous "
-                   "[N, K] weight)", f"shape {tuple(prefetch.shape)} strides {prefetch.stride()}")
 
 
 def check_block_scaled_mm(out, a, b, scale_a, scale_b) -> None:

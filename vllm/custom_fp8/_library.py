@@ -53,11 +53,9 @@ SCHEMAS = {
         "(Tensor(a!) out, Tensor input, Tensor(b!) scale, int group_size) -> ()",
     # config: -1 = the built-in dispatch, -2 = its analytic model alone (no tuned
     # table); >= 0 forces a CUDA kernel configuration (the tuner and the tests).
-    # prefetch: the next GEMM's weight (as `b`), which the CUDA library
-    # prefetches into L2 after this GEMM at decode (M <= 64). The CPU and
-    # Triton backends ignore both.
+    # The CPU and Triton backends ignore it.
     "scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
-                 "Tensor? bias, int config=-1, Tensor? prefetch=None) -> ()",
+                 "Tensor? bias, int config=-1) -> ()",
     "block_scaled_mm":
         "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b) -> ()",
 }

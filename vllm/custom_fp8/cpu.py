@@ -133,8 +133,8 @@ def silu_and_mul_per_token_group_fp8_quant(out, input, scale, group_size) -> Non
     per_token_group_fp8_quant(out, silu_and_mul_in_dtype(input), scale, group_size)
 
 
-def scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1, prefetch=None) -> None:
-    _checks.check_scaled_mm(out, a, b, scale_a, scale_b, bias, prefetch=prefetch)
+def scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:
+    _checks.check_scaled_mm(out, a, b, scale_a, scale_b, bias)
     acc = a.float() @ b.float()
     sa = scale_a.reshape(-1, 1) if scale_a.numel() > 1 else scale_a.reshape(())
     sb = scale_b.reshape(1, -1) if scale_b.numel() > 1 else scale_b.reshape(())

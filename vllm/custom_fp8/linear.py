@@ -31,15 +31,12 @@ def fp8_linear(
     input_scale: torch.Tensor | None = None,
     input_scale_ub: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
-    prefetch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """y[..., N] = dequant(quant(x[..., K]) @ weight) + bias.
 
     weight is [K, N] (the transpose of the row-major [N, K] checkpoint
     weight); weight_scale is per-tensor/per-channel, or for DYNAMIC_GROUP the
-    [K/128, N/128] transpose of weight_scale_inv. prefetch: the next layer's
-    weight in the same form, brought into L2 after the GEMM at decode
-    (scaled_mm; the block path takes none).
+    [K/128, N/128] transpose of weight_scale_inv.
     """
     out_dtype = out_dtype or x.dtype
     x2d = x.reshape(-1, x.shape[-1])
@@ -57,5 +54,5 @@ def fp8_linear(
             scale_ub=input_scale_ub if per_token else None,
             use_per_token_if_dynamic=per_token,
         )
-        out = scaled_mm(q, weight, q_scale, weight_scale, out_dtype, bias, prefetch=prefetch)
+        out = scaled_mm(q, weight, q_scale, weight_scale, out_dtype, bias)
     return out.view(*x.shape[:-1], weight.shape[1])

@@ -44,12 +44,9 @@ void silu_and_mul_per_token_group_fp8_quant(Tensor& out, const Tensor& input, Te
 
 // out[M, N] = scale_a * (scale_b * (a[M, K] @ b[K, N])) + bias.
 // config: -1 lets the dispatch choose; else a kernel configuration id
-// (scaled_mm_sm90.h), for the tuner and the tests. prefetch: the weight the
-// next GEMM reads (as `b`), prefetched into L2 after this one at M <= 64
-// (l2_prefetch_sm90.h).
+// (scaled_mm_sm90.h), for the tuner and the tests.
 void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config,
-               const std::optional<Tensor>& prefetch);
+               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config);
 
 // out[M, N] = sum over 128-blocks k of scale_a[m, k] * scale_b[k, n/128] * (a @ b)_k.
 void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,

@@ -4,15 +4,13 @@
 #include <torch/csrc/stable/ops.h>
 
 #include "checks.h"
-#include "l2_prefetch_sm90.h"
 #include "ops.h"
 #include "scaled_mm_sm90.h"
 
 namespace custom_fp8 {
 
 void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config,
-               const std::optional<Tensor>& prefetch) {
+               const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config) {
   constexpr const char* op = "scaled_mm";
   const GemmShape s = check_gemm(op, out, a, b);
 
@@ -40,14 +38,6 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
   CF8_CHECK(config >= -2 && config < sm90::scaled_mm_num_configs(), op, "config",
             "-1 (dispatch), -2 (its analytic model) or a kernel configuration id below ",
             sm90::scaled_mm_num_configs(), config);
-  if (prefetch.has_value()) {
-    check_same_device(op, "prefetch", *prefetch, s.device);
-    check_dtype(op, "prefetch", *prefetch, ScalarType::Float8_e4m3fn);
-    CF8_CHECK(prefetch->dim() == 2 && prefetch->stride(0) == 1 &&
-                  prefetch->stride(1) == prefetch->size(0),
-              op, "prefetch", "a weight as 'b' takes it (the [K, N] transpose of a contiguous "
-              "[N, K] weight)", shape_str(*prefetch), " ", strides_str(*prefetch));
-  }
   if (s.m == 0) return;
 
   std::optional<Tensor> workspace;  // lives until the kernel is enqueued
@@ -76,9 +66,6 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
     sm90::scaled_mm_sm90_bf16(args, chosen, stream);
   } else {
     sm90::scaled_mm_sm90_fp16(args, chosen, stream);
-  }
-  if (prefetch.has_value() && s.m <= sm90::kPrefetchMaxTokens) {
-    sm90::l2_prefetch(prefetch->data_ptr(), prefetch->numel(), stream);  // 1 byte per code
   }
   check_launch(op);
 }

@@ -11,7 +11,6 @@
 
 #include <cuda_runtime.h>
 
-#include "l2_prefetch_sm90.h"
 #include "scaled_mm_sm90.h"
 #include "splitk_dispatch_sm90.h"
 #include "torch_utils.h"
@@ -45,7 +44,6 @@ int config_id(const char* name) {
 // What the dispatch needs of the current device, read once per device.
 struct DeviceInfo {
   int64_t sms = 0;
-  int64_t l2_bytes = 0;
   TunedTable tuned{nullptr, nullptr, 0};  // size 0: no table measured on this GPU
 };
 
@@ -61,7 +59,6 @@ const DeviceInfo& device_info() {
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, device);
     infos[device].sms = prop.multiProcessorCount;
-    infos[device].l2_bytes = prop.l2CacheSize;
     for (const TunedTable* t = kTunedTables; t->device != nullptr; ++t)
       if (std::strcmp(t->device, prop.name) == 0) infos[device].tuned = *t;
   });
@@ -130,14 +127,6 @@ SplitK splitk_mode() {
 }  // namespace
 
 int scaled_mm_num_configs() { return kNumConfigs; }
-
-int64_t sm_count() { return device_info().sms; }
-
-// 3/8 of L2 (18.75 MB on the H100 and the H200): all of o_proj's weight
-// (16.8 MB for Llama-3-8B) and the head of the larger ones, which the next
-// GEMM's first wave reads first; a larger share would start to evict what it
-// brought in before the GEMM reads it.
-int64_t l2_prefetch_budget() { return device_info().l2_bytes * 3 / 8; }
 
 // How many CTAs split K: the fewest that minimize the time of the busiest SM,
 // one CTA per SM at a time, each CTA costing its k-blocks plus a fixed

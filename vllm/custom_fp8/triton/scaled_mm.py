@@ -126,11 +126,9 @@ def _tile_config(m: int) -> tuple[int, int, int, int, int]:
 
 
 def scaled_mm(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor,
-              scale_b: torch.Tensor, bias: torch.Tensor | None, config: int = -1,
-              prefetch: torch.Tensor | None = None) -> None:
-    """`config` selects a CUDA-library kernel and `prefetch` is its L2
-    prefetch; the Triton tiles come from M."""
-    _checks.check_scaled_mm(out, a, b, scale_a, scale_b, bias, prefetch=prefetch)
+              scale_b: torch.Tensor, bias: torch.Tensor | None, config: int = -1) -> None:
+    """`config` selects a CUDA-library kernel; the Triton tiles come from M."""
+    _checks.check_scaled_mm(out, a, b, scale_a, scale_b, bias)
     m, k = a.shape
     n = b.shape[1]
     if m == 0:

@@ -20,15 +20,9 @@ ours.
 Both classes override apply_weights and call vllm.custom_fp8.linear.fp8_linear
 (our quant op + our GEMM) themselves: under vLLM's default torch.compile the
 inherited QuantFP8 step would become Inductor code instead of our kernel.
-
-Each layer of the scaled class also names the weight of the layer after it
-in the decode step, which its GEMM prefetches into L2 at decode
-(_link_decode_order; VLLM_CUSTOM_FP8_PREFETCH switches it in the library,
-so the traced graph and vLLM's compile cache are the same either way).
 """
 
 import os
-import weakref
 
 import torch
 
@@ -53,8 +47,6 @@ logger = init_logger(__name__)
 DISABLE_ENV = "VLLM_CUSTOM_FP8_DISABLE"
 BLOCK_HANDBACK_ENV = "VLLM_CUSTOM_FP8_BLOCK_HANDBACK"
 LINEAR_BACKEND = "custom_fp8"
-# The buffer of a layer that holds the next layer's weight (_link_decode_order).
-PREFETCH_BUFFER = "custom_fp8_prefetch"
 
 # Upstream block kernels faster than ours wherever they run (H100, fork at
 # cfdb173: our block layer 0.87x DeepGEMM's over 60 points, slower at 46).
@@ -137,30 +129,6 @@ def _gemm_shape_supported(c: FP8ScaledMMLinearLayerConfig) -> str | None:
     return None
 
 
-# The layer whose weights were processed last, and their device (_link_decode_order).
-_last_processed: "tuple[weakref.ref[torch.nn.Module], torch.device] | None" = None
-
-
-def _link_decode_order(layer: torch.nn.Module, weight: torch.Tensor) -> None:
-    """Give the layer processed before this one this layer's weight, as the
-    non-persistent buffer PREFETCH_BUFFER (a plain view: no second copy).
-
-    vLLM processes weights after loading in model.named_modules() order,
-    which for Llama and Qwen2 is the order a decode step runs the layers:
-    qkv_proj, o_proj, gate_up_proj, down_proj, then the next decoder layer's
-    qkv_proj (tests/engine checks it on both). So each GEMM names the weight
-    the next GEMM reads, and prefetches it into L2 while attention, the norm
-    or the activation run. A model whose order differs only prefetches a
-    weight read later than the next one: a wasted read, never a wrong result.
-    """
-    global _last_processed
-    if _last_processed is not None:
-        previous, device = _last_processed[0](), _last_processed[1]
-        if previous is not None and previous is not layer and device == weight.device:
-            previous.register_buffer(PREFETCH_BUFFER, weight.detach(), persistent=False)
-    _last_processed = (weakref.ref(layer), weight.device)
-
-
 class CustomFp8ScaledMMLinearKernel(FP8ScaledMMLinearKernel):
     """Per-tensor / per-channel FP8 weights; static per-tensor, dynamic
     per-tensor or dynamic per-token activations."""
@@ -182,16 +150,11 @@ class CustomFp8ScaledMMLinearKernel(FP8ScaledMMLinearKernel):
     def scheme(self) -> ActivationScheme:
         return _SCHEMES[self.config.activation_quant_key]
 
-    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        super().process_weights_after_loading(layer)
-        _link_decode_order(layer, self._get_layer_params(layer)[0])
-
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor,
                       bias: torch.Tensor | None = None) -> torch.Tensor:
         w, w_s, x_s, x_s_ub = self._get_layer_params(layer)
         return fp8_linear(x, w, w_s, self.scheme, self.config.out_dtype, input_scale=x_s,
-                          input_scale_ub=x_s_ub, bias=bias,
-                          prefetch=getattr(layer, PREFETCH_BUFFER, None))
+                          input_scale_ub=x_s_ub, bias=bias)
 
     def apply_scaled_mm(self, *, A: torch.Tensor, B: torch.Tensor, out_dtype: torch.dtype,
                         As: torch.Tensor, Bs: torch.Tensor, bias: torch.Tensor | None,
