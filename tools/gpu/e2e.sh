@@ -72,7 +72,7 @@ in_site() { local site=$1; shift; PYTHONPATH=$site:$PWD/tools/gpu${BLOCK_SITE:+:
 # the fork side of fidelity and profile: the patched tree, or stock vLLM + the plugin
 if [ "${E2E_FORK_SITE:-fork}" = plugin ]; then
   [ -d "$PLUGIN" ] || { echo "E2E_FORK_SITE=plugin needs .carry/plugin (tools/gpu/bundle.sh)"; exit 1; }
-  SIDE=plugin SIDE_SITE=$PLUGIN SIDE_PASS=vllm.custom_fp8_fusion_pass
+  SIDE=plugin SIDE_SITE=$PLUGIN SIDE_PASS=vllm.custom_fp8.plugin.custom_fp8_fusion_pass
   PYTHONPATH=$PLUGIN python3 -c "import vllm, importlib.metadata as m; print('plugin on vllm', vllm.__version__, [e.value for e in m.entry_points(group='vllm.general_plugins')])"
 else
   SIDE=fork SIDE_SITE=$FORK SIDE_PASS=
@@ -144,7 +144,7 @@ for stage in "$@"; do
       # a *_splitk run takes the split-K decode GEMM at every M <= 64 (VLLM_CUSTOM_FP8_SPLITK=1)
       for run in ${E2E_RUNS:-upstream:bf16 upstream:fp8 fork:fp8 fork_fused:fp8}; do
         site=${run%%:*} mode=${run##*:} PASS=
-        case $site in upstream) S=$UPSTREAM ;; plugin*) S=$PLUGIN PASS=vllm.custom_fp8_fusion_pass ;; *) S=$FORK ;; esac
+        case $site in upstream) S=$UPSTREAM ;; plugin*) S=$PLUGIN PASS=vllm.custom_fp8.plugin.custom_fp8_fusion_pass ;; *) S=$FORK ;; esac
         [[ $site = *_fused* ]] && FUSION=1 || FUSION=0
         [ $site = fork_fused_nopdl ] && PDL=0 || PDL=1
         [[ $site = *_splitk ]] && SPLITK=1 || SPLITK=

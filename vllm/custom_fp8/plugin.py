@@ -46,13 +46,16 @@ KERNEL_LISTS = ("_LINEAR_BACKEND_KERNEL_MAP", "_POSSIBLE_FP8_KERNELS",
 PLATFORMS = ("CUDA", "CPU")
 TESTED_VLLM_VERSIONS = ("0.25.1", "0.32.0", "0.33.0")
 
-# upstream resolves an inductor_passes value "a.b.c.name" as
-# __import__("a.b.c").__dict__["name"], and __import__ returns the top-level
-# package: only a name bound on `vllm` itself resolves, so register() binds
-# the pass there (in every case: a no-op pass where ours are off). The config
-# takes names only (pydantic: dict[str, str]), resolved when it is built.
+# vLLM (0.25.1 to 0.33.0) resolves an inductor_passes value "a.b.c.name" as
+# __import__("a.b.c").__dict__["name"]: it imports a.b.c (this module), and
+# __import__ returns the top-level package, so the name must be bound on
+# `vllm` itself. It does so when it builds the config, which LLM() and
+# `vllm serve` do before vLLM loads plugins: so importing this module binds
+# the pass (below, with the class), and FUSION_PASS_QUALNAME names this
+# module, so that resolving it imports it first. The config takes names only
+# (pydantic: dict[str, str]).
 FUSION_PASS_ATTR = "custom_fp8_fusion_pass"
-FUSION_PASS_QUALNAME = f"vllm.{FUSION_PASS_ATTR}"
+FUSION_PASS_QUALNAME = f"{__name__}.{FUSION_PASS_ATTR}"
 
 
 def kernel_lists(linear) -> tuple[dict, dict, dict]:
@@ -150,13 +153,18 @@ class FusionPass(InductorPass):
         return self.hash_source(self, inspect.getsource(custom_fp8_fusion))
 
 
+# The pass, where FUSION_PASS_QUALNAME finds it: on `vllm` (vLLM's resolution)
+# and on this module (an importlib-style resolution of the same name).
+custom_fp8_fusion_pass = FusionPass()
+setattr(vllm, FUSION_PASS_ATTR, custom_fp8_fusion_pass)
+
+
 def register() -> None:
     """The `vllm.general_plugins` entry point (pyproject.toml)."""
     from vllm.model_executor.kernels import linear
     from vllm.model_executor.kernels.linear.scaled_mm import custom_fp8 as kernels
     from vllm.platforms import current_platform
 
-    setattr(vllm, FUSION_PASS_ATTR, FusionPass())
     supported, why = kernels.platform_supported()
     if not supported:
         logger.info("custom_fp8 plugin: not registered: %s", why)
