@@ -3,36 +3,16 @@
 // choose_splitk_splits; PDL).
 #include <algorithm>
 
-#include "cutlass/cuda_host_adapter.hpp"
-
 #include "gemm_run_sm90.cuh"
 #include "scaled_mm_sm90.h"
 #include "splitk_dispatch_sm90.h"
 #include "splitk_mm_sm90.cuh"
+#include "tma_map_sm90.h"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
-namespace {
 
-// A [rows, K] e4m3 operand, K contiguous, row stride ld bytes, read in
-// boxes of box_rows x 128 bytes into 128B-swizzled shared memory; zeros past
-// its edges.
-CUtensorMap tensor_map(const void* base, int64_t rows, int64_t k, int64_t ld, int box_rows) {
-  CUtensorMap map;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld)};
-  const cuuint32_t box[2] = {splitk::kBlockK, static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult status = CUTLASS_CUDA_DRIVER_WRAPPER_CALL(cuTensorMapEncodeTiled)(
-      &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
-      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  STD_TORCH_CHECK(status == CUDA_SUCCESS, "custom_fp8.scaled_mm: cuTensorMapEncodeTiled failed (",
-                  static_cast<int>(status), ") for a [", rows, ", ", k, "] operand");
-  return map;
-}
-
-}  // namespace
+static_assert(splitk::kBlockK == kTmaBoxK, "a k-block is one TMA box");
 
 template <class ElementD, int kTokens>
 void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
@@ -48,12 +28,10 @@ void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
       (16 << 20) / (ctas * splitk::kRows * splitk::kBlockK)
           - splitk::kStages<kTokens> * splitk::kBlocksPerStage, 0, per_split);
 
-  const splitk::Params params{p.scale_a, p.scale_b, p.bias, p.out, static_cast<int>(p.m),
-                              static_cast<int>(p.n), static_cast<int>(k_blocks),
-                              static_cast<int>(per_split), static_cast<int>(prefetch),
-                              p.scale_a_per_token, p.scale_b_per_channel};
-  const CUtensorMap weight_map = tensor_map(p.b, p.n, p.k, p.ldb, splitk::kRows);
-  const CUtensorMap act_map = tensor_map(p.a, p.m, p.k, p.lda, kTokens);
+  const splitk::Params params{scaled_output(p), static_cast<int>(k_blocks),
+                              static_cast<int>(per_split), static_cast<int>(prefetch)};
+  const CUtensorMap weight_map = k_major_tensor_map(p.b, p.n, p.k, p.ldb, splitk::kRows);
+  const CUtensorMap act_map = k_major_tensor_map(p.a, p.m, p.k, p.lda, kTokens);
 
   auto* kernel = &splitk::splitk_mm_kernel<ElementD, kTokens>;
   constexpr int smem = splitk::kSmemBytes<kTokens>;

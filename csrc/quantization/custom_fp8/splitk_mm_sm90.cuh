@@ -40,6 +40,9 @@
 #include "cutlass/arch/grid_dependency_control.h"
 #include "cutlass/numeric_types.h"
 
+#include "scaled_output_sm90.cuh"
+#include "tma_ring_sm90.cuh"
+
 namespace custom_fp8::sm90::splitk {
 
 constexpr int kRows = 64;         // weight rows (output columns) per CTA
@@ -50,15 +53,10 @@ constexpr int kThreads = (kMathWarps + 1) * 32;  // + the producer warp
 constexpr int kMaxSplits = 8;     // the portable cluster size
 
 struct Params {
-  const float* scale_a;  // 1 or M values
-  const float* scale_b;  // 1 or N values
-  const void* bias;      // N values of the output dtype, or nullptr
-  void* out;             // [M, N], contiguous
-  int m, n;
+  ScaledOutput out;
   int k_blocks;            // ceil(K / kBlockK)
   int k_blocks_per_split;  // per cluster rank; rank r owns [r * this, (r + 1) * this)
   int prefetch_k_blocks;   // weight k-blocks past the first stages' prefetched into L2
-  bool scale_a_per_token, scale_b_per_channel;
 };
 
 // Stages: as many as keep the ring near 200 KB (one CTA per SM, the
@@ -119,8 +117,7 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   constexpr uint32_t kBlockBytes = (kRows + kTokens) * kBlockK;
 
   extern __shared__ uint8_t smem_raw[];
-  auto& s = *reinterpret_cast<SharedStorage<kTokens>*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  auto& s = swizzle_aligned<SharedStorage<kTokens>>(smem_raw);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t rank = cute::block_rank_in_cluster();
   const uint32_t splits = cute::cluster_shape().x;
@@ -131,14 +128,7 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   const int steps = (k_blocks + kBlocksPerStage - 1) / kBlocksPerStage;  // the last may hold one
   auto blocks_in = [&](int step) { return min(kBlocksPerStage, k_blocks - step * kBlocksPerStage); };
 
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kStages; ++i) {
-      Barrier::init(&s.full[i], 1);
-      Barrier::init(&s.empty[i], kMathWarps);
-    }
-    cutlass::arch::fence_barrier_init();
-  }
-  __syncthreads();
+  init_ring(s.full, s.empty, kMathWarps);
 
   if (warp == kMathWarps) {
     // Producer. The weight is read once: evict it first, keep the activations.
@@ -249,17 +239,17 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
       sum.x += part.x, sum.y += part.y, sum.z += part.z, sum.w += part.w;
     }
     const int m = token0 + token, n = row0 + col;
-    if (m >= p.m || n >= p.n) continue;  // N % 16 == 0: a quad is all in or all out
-    const float sa = p.scale_a[p.scale_a_per_token ? m : 0];
+    if (m >= p.out.m || n >= p.out.n) continue;  // N % 16 == 0: a quad is all in or all out
+    const float sa = p.out.scale_a_of(m);
     const float v4[4] = {sum.x, sum.y, sum.z, sum.w};
     alignas(8) ElementD o[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const float sb = p.scale_b[p.scale_b_per_channel ? n + j : 0];
-      const float bias = p.bias ? float(static_cast<const ElementD*>(p.bias)[n + j]) : 0.f;
+      const float sb = p.out.scale_b_of(n + j);
+      const float bias = p.out.bias_of<ElementD>(n + j);
       o[j] = ElementD(sa * (sb * v4[j]) + bias);
     }
-    *reinterpret_cast<uint2*>(static_cast<ElementD*>(p.out) + int64_t(m) * p.n + n) =
+    *reinterpret_cast<uint2*>(p.out.at<ElementD>(m, n)) =
         *reinterpret_cast<const uint2*>(o);
   }
   cute::cluster_sync();
