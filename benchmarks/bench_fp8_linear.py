@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
-from vllm.custom_fp8._library import splitk_config  # noqa: E402
+from vllm.custom_fp8._library import scaled_mm_configs, splitk_config, wave_configs  # noqa: E402
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
 from vllm.custom_fp8.cpu import rms_norm_in_dtype, silu_and_mul_in_dtype  # noqa: E402
 from vllm.custom_fp8.numerics import rel_error  # noqa: E402
@@ -392,6 +392,10 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
     if (splitk := splitk_config(m)) is not None:
         methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
             pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)
+    if m >= 128 and cf8.CUDA_BACKEND == "cuda":  # our main loop for compute-bound M
+        for wave in wave_configs():  # gemm_wave_256xNx128
+            methods[f"gemm_{scaled_mm_configs()[wave]}"] = lambda i, c=wave: cf8.scaled_mm(
+                pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=c)
     if up is not None:
         methods["gemm_vllm_token"] = lambda i: up.scaled_mm(pre[i][0], wt(i), pre[i][1],
                                                             w["ch_scale"])

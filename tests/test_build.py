@@ -102,7 +102,7 @@ def test_every_gemm_uses_fp8_tensor_cores(sass):
     # per output dtype: every scaled_mm kernel (a *_promoteN configuration
     # runs its base's kernel) + 2 block-scaled ones, each compiled once
     scaled = {re.sub(r"_promote\d+$", "", c) for c in scaled_mm_configs()
-              if not c.startswith("splitk_")}
+              if not c.startswith(("splitk_", "wave_"))}
     assert len(gemms) == 2 * (len(scaled) + 2), sorted(gemms)
     compiled = re.findall(r"Function : (\S*GemmUniversal\S*)", sass)
     assert len(compiled) == len(gemms), "a GEMM kernel is compiled in more than one file"
@@ -122,6 +122,21 @@ def test_splitk_kernels(sass):
     assert configs and len(splitk) == 2 * len(configs), sorted(splitk)
     for name, code in splitk.items():
         for instruction in ("UTMALDG.2D", "LDS.128", "HMMA.16816.F32", "F2FP.F16.E4M3.UNPACK_B",
+                            "ACQBULK", "PREEXIT"):
+            assert instruction in code, f"no {instruction} in {name[:80]}"
+
+
+def test_wave_kernels(sass):
+    """The wave GEMM (wave_mm_sm90.cuh), per output dtype and wave_*
+    configuration: FP8 WGMMAs of 64 x N, TMA loads, the register split
+    between producer and math warpgroups (setmaxnreg 40 / 232), PDL both
+    ways."""
+    wave = {name: code for name, code in kernels(sass).items() if "wave_mm_kernel" in name}
+    configs = [c for c in scaled_mm_configs() if c.startswith("wave_")]
+    assert configs and len(wave) == 2 * len(configs), sorted(wave)
+    for name, code in wave.items():
+        for instruction in ("QGMMA.64x128x32.F32.E4M3.E4M3", "UTMALDG.2D",
+                            "USETMAXREG.DEALLOC.CTAPOOL 0x28", "USETMAXREG.TRY_ALLOC.CTAPOOL",
                             "ACQBULK", "PREEXIT"):
             assert instruction in code, f"no {instruction} in {name[:80]}"
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
-from vllm.custom_fp8._library import scaled_mm_configs, splitk_config
+from vllm.custom_fp8._library import scaled_mm_configs, splitk_config, wave_configs
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
 
 from conftest import DEVICES, FP8, HAS_CUDA_KERNELS, activation, log_uniform, random_fp8
@@ -65,7 +65,11 @@ def op_calls(device, m, k, n):
            lambda o: ops.scaled_mm(o[0], a, b, sa, sb, None, splitk_config(min(m, 64))),
            [((m, n), torch.bfloat16, None)])]
          if device == "cuda" and cf8.CUDA_BACKEND == "cuda" and splitk_config(1) is not None
-         else [])
+         else []) + ([("scaled_mm_wave", lambda o: ops.scaled_mm(o[0], a, b, sa, sb, None,
+                                                               wave_configs()[0]),
+                       [((m, n), torch.bfloat16, None)])]
+                     if device == "cuda" and cf8.CUDA_BACKEND == "cuda" and wave_configs()
+                     else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -169,7 +173,7 @@ def _producer_calls(k, device):
 @pytest.mark.parametrize("producer", ["per_token", "static", "rms_norm_per_token",
                                       "silu_and_mul_per_token"])
 @pytest.mark.parametrize("m", [1, 16, 64, 200, 4096])
-@pytest.mark.parametrize("gemm", ["dispatch", "splitk"])
+@pytest.mark.parametrize("gemm", ["dispatch", "splitk", "wave"])
 def test_gemm_waits_for_its_producer(producer, m, gemm):
     """PDL: each GEMM may start while the producer before it still runs, and
     must wait for it before reading. A chain of layers that reuse one code and
@@ -177,10 +181,11 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
     configurations by M, and the split-K decode kernel, which loads weight
     tiles before its wait): a GEMM that read early would see the previous
     layer's codes. Every output equals the same layer run with the GPU idle
-    between producer and GEMM."""
+    between producer and GEMM. The wave GEMM's producer thread waits before
+    its first load."""
     if gemm == "splitk" and m > 64:
         pytest.skip("the split-K kernel serves decode")
-    config = -1 if gemm == "dispatch" else splitk_config(m)
+    config = {"dispatch": -1, "splitk": splitk_config(m), "wave": wave_configs()[0]}[gemm]
     k, n, layers = 4096, 2048, 6
     w = random_fp8(n, k, "cuda", seed=3).t()
     sw = log_uniform((n,), 1e-3, 1e-1, "cuda")

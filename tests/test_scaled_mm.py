@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
-from vllm.custom_fp8._library import EXTENSION_PATH, scaled_mm_configs
+from vllm.custom_fp8._library import EXTENSION_PATH, scaled_mm_configs, wave_configs
 
 import reference as ref
 from conftest import (DEVICES, HAS_CUDA_KERNELS, log_uniform, model_shapes, on_gpu_run, poisoned,
@@ -114,6 +114,20 @@ def test_splitk_model_shapes(config, name, n, k, m):
     with_bias = name.startswith("qwen") and "qkv" in name
     run_and_check(m, n, k, "cuda", "token", "channel", with_bias, torch.bfloat16, seed=m + n + k,
                   config=scaled_mm_configs().index(config))
+
+
+@pytest.mark.skipif(not (HAS_CUDA_KERNELS and cf8.CUDA_BACKEND == "cuda"),
+                    reason="needs the sm_90a library on a GPU")
+@pytest.mark.parametrize("config", wave_configs() if EXTENSION_PATH.exists() else [])
+@pytest.mark.parametrize("name,n,k", model_shapes())
+@pytest.mark.parametrize("m", [128, 300, 2048])
+def test_wave_model_shapes(config, name, n, k, m):
+    """The wave GEMM on every projection, K up to 28672 (the promotion every
+    128 of K against float64): one 256-row tile half empty, a ragged one,
+    several waves of CTAs."""
+    with_bias = name.startswith("qwen") and "qkv" in name
+    run_and_check(m, n, k, "cuda", "token", "channel", with_bias, torch.bfloat16, seed=m + n + k,
+                  config=config)
 
 
 @pytest.mark.parametrize("device", DEVICES)

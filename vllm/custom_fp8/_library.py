@@ -126,6 +126,12 @@ def splitk_config(m: int) -> int | None:
     return configs.index(fits[0]) if fits else None
 
 
+def wave_configs() -> list[int]:
+    """The ids of the wave GEMM's configurations (wave_256xNx128: our main
+    loop for compute-bound M), for the tests, the tuner and the bench."""
+    return [i for i, c in enumerate(scaled_mm_configs()) if c.startswith("wave_")]
+
+
 def _register_triton() -> None:
     from . import triton as triton_ops
     for name in SCHEMAS:

@@ -33,7 +33,10 @@ struct ScaledMmArgs {
 // runs its base's kernel, so it stays in its base's group. The stream-K
 // group is built without PDL (scaled_mm_sm90_streamk_bf16.cu says why).
 // splitk_64xTx128: our own decode kernel (splitk_mm_sm90.cuh), 64 weight rows
-// x T tokens per CTA, K split over a cluster, 128-deep k-blocks; last, so the
+// x T tokens per CTA, K split over a cluster, 128-deep k-blocks;
+// wave_256xNx128: our own main loop for compute-bound M (wave_mm_sm90.cuh),
+// 256 tokens x N weight rows per CTA in two 128-row waves, promotion every
+// 128 of K overlapped with the other warpgroup's MMAs. Ours come last, so the
 // CUTLASS configurations keep their ids.
 #define CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) \
   X(swap_64x16x256)                         \
@@ -61,11 +64,14 @@ struct ScaledMmArgs {
   X(splitk_64x16x128)                         \
   X(splitk_64x32x128)                         \
   X(splitk_64x64x128)
+#define CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(X) \
+  X(wave_256x128x128)
 #define CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X)                                 \
   CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
   CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
-#define CUSTOM_FP8_SCALED_MM_CONFIGS(X) \
-  CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X) CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(X)
+#define CUSTOM_FP8_SCALED_MM_CONFIGS(X)                                       \
+  CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X) CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(X) \
+  CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(X)
 
 #define CUSTOM_FP8_CONFIG_NAME(name) #name ","
 // "swap_64x16x256,swap_64x32x256,...," (the library's build info lists it)
@@ -88,12 +94,21 @@ struct splitk_64x8x128 : SplitK<8> {};
 struct splitk_64x16x128 : SplitK<16> {};
 struct splitk_64x32x128 : SplitK<32> {};
 struct splitk_64x64x128 : SplitK<64> {};
+// The wave GEMM's configurations: weight rows per CTA (one WGMMA's N).
+template <int BlockN>
+struct Wave {
+  static constexpr int kBlockN = BlockN;
+};
+struct wave_256x128x128 : Wave<128> {};
 }  // namespace configs
 
 // Runs a split-K configuration (splitk_mm_sm90.cu); ElementD is
 // cutlass::bfloat16_t or cutlass::half_t.
 template <class ElementD, int kTokens>
 void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream);
+// Runs a wave configuration (wave_mm_sm90.cu).
+template <class ElementD, int kBlockN>
+void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream);
 
 // Runs configuration `config` (0 <= config < scaled_mm_num_configs()).
 void scaled_mm_sm90_bf16(const ScaledMmArgs& p, int config, cudaStream_t stream);
