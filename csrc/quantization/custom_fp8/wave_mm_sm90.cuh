@@ -185,6 +185,10 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     }
   }
   cutlass::arch::launch_dependent_grids();
+  // The scales and the bias may be the previous grid's output too (the
+  // producer's wait covers its own thread): by now that grid has finished,
+  // so this returns at once.
+  cutlass::arch::wait_on_dependent_grids();
 
   // The WGMMA accumulator layout: warp q of the warpgroup holds rows
   // 16q + lane / 4 (+ 8), and for each 8-column block j columns
