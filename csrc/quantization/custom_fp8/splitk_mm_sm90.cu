@@ -3,11 +3,10 @@
 // choose_splitk_splits; PDL).
 #include <algorithm>
 
-#include "gemm_run_sm90.cuh"
+#include "own_gemm_sm90.h"
 #include "scaled_mm_sm90.h"
 #include "splitk_dispatch_sm90.h"
 #include "splitk_mm_sm90.cuh"
-#include "tma_map_sm90.h"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
@@ -33,26 +32,10 @@ void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   const CUtensorMap weight_map = k_major_tensor_map(p.b, p.n, p.k, p.ldb, splitk::kRows);
   const CUtensorMap act_map = k_major_tensor_map(p.a, p.m, p.k, p.lda, kTokens);
 
-  auto* kernel = &splitk::splitk_mm_kernel<ElementD, kTokens>;
-  constexpr int smem = splitk::kSmemBytes<kTokens>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  cudaLaunchAttribute attrs[2];
-  attrs[0].id = cudaLaunchAttributeClusterDimension;
-  attrs[0].val.clusterDim.x = splits;
-  attrs[0].val.clusterDim.y = 1;
-  attrs[0].val.clusterDim.z = 1;
-  attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[1].val.programmaticStreamSerializationAllowed = pdl_enabled();
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(tiles * splits), static_cast<unsigned>(groups), 1);
-  config.blockDim = dim3(splitk::kThreads, 1, 1);
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  config.attrs = attrs;
-  config.numAttrs = 2;
-  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, weight_map, act_map, params);
-  STD_TORCH_CHECK(status == cudaSuccess, "custom_fp8.scaled_mm: split-K launch failed: ",
-                  cudaGetErrorString(status));
+  launch_own_gemm("split-K", &splitk::splitk_mm_kernel<ElementD, kTokens>,
+                  dim3(static_cast<unsigned>(tiles * splits), static_cast<unsigned>(groups), 1),
+                  splitk::kThreads, splitk::kSmemBytes<kTokens>, splits, stream, weight_map,
+                  act_map, params);
 }
 
 #define CUSTOM_FP8_INSTANTIATE(name)                                                          \

@@ -3,10 +3,9 @@
 // out, M fastest, so the CTAs that run together share a few weight tiles
 // (read once from HBM) across all the activation rows (M x K, which L2 holds
 // up to ~40 MB: M = 8192 at K = 4096).
-#include "gemm_run_sm90.cuh"
+#include "own_gemm_sm90.h"
 #include "scaled_mm_sm90.h"
 #include "splitk_dispatch_sm90.h"
-#include "tma_map_sm90.h"
 #include "torch_utils.h"
 #include "wave_mm_sm90.cuh"
 
@@ -20,23 +19,11 @@ void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream) {
   const CUtensorMap a_map = k_major_tensor_map(p.a, p.m, p.k, p.lda, wave::kBlockM);
   const CUtensorMap b_map = k_major_tensor_map(p.b, p.n, p.k, p.ldb, kBlockN);
 
-  auto* kernel = &wave::wave_mm_kernel<ElementD, kBlockN>;
-  constexpr int smem = wave::kSmemBytes<kBlockN>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  cudaLaunchAttribute attr;
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = pdl_enabled();
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(cdiv(p.m, wave::kBlockM)),
-                        static_cast<unsigned>(cdiv(p.n, kBlockN)), 1);
-  config.blockDim = dim3(wave::kThreads, 1, 1);
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  config.attrs = &attr;
-  config.numAttrs = 1;
-  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, a_map, b_map, params);
-  STD_TORCH_CHECK(status == cudaSuccess, "custom_fp8.scaled_mm: wave GEMM launch failed: ",
-                  cudaGetErrorString(status));
+  launch_own_gemm("wave GEMM", &wave::wave_mm_kernel<ElementD, kBlockN>,
+                  dim3(static_cast<unsigned>(cdiv(p.m, wave::kBlockM)),
+                       static_cast<unsigned>(cdiv(p.n, kBlockN)), 1),
+                  wave::kThreads, wave::kSmemBytes<kBlockN>, /*cluster=*/0, stream, a_map, b_map,
+                  params);
 }
 
 #define CUSTOM_FP8_INSTANTIATE(name)                                                          \
