@@ -393,7 +393,7 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
         methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
             pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)
     if m >= 128 and cf8.CUDA_BACKEND == "cuda":  # our main loop for compute-bound M
-        for wave in wave_configs():  # gemm_wave_256xNx128
+        for wave in wave_configs():  # gemm_wave_MxNx128
             methods[f"gemm_{scaled_mm_configs()[wave]}"] = lambda i, c=wave: cf8.scaled_mm(
                 pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=c)
     if up is not None:

@@ -128,14 +128,15 @@ def test_splitk_kernels(sass):
 
 def test_wave_kernels(sass):
     """The wave GEMM (wave_mm_sm90.cuh), per output dtype and wave_*
-    configuration: FP8 WGMMAs of 64 x N, TMA loads, the register split
-    between producer and math warpgroups (setmaxnreg 40 / 232), PDL both
-    ways."""
+    configuration: FP8 WGMMAs of 64 x the tile's N, TMA loads, the register
+    split between producer and math warpgroups (setmaxnreg 40 / 232), PDL
+    both ways."""
     wave = {name: code for name, code in kernels(sass).items() if "wave_mm_kernel" in name}
     configs = [c for c in scaled_mm_configs() if c.startswith("wave_")]
     assert configs and len(wave) == 2 * len(configs), sorted(wave)
     for name, code in wave.items():
-        for instruction in ("QGMMA.64x128x32.F32.E4M3.E4M3", "UTMALDG.2D",
+        block_n = re.search(r"ELi(\d+)ELi(\d+)EE", name).group(2)  # <ElementD, kBlockM, kBlockN>
+        for instruction in (f"QGMMA.64x{block_n}x32.F32.E4M3.E4M3", "UTMALDG.2D",
                             "USETMAXREG.DEALLOC.CTAPOOL 0x28", "USETMAXREG.TRY_ALLOC.CTAPOOL",
                             "ACQBULK", "PREEXIT"):
             assert instruction in code, f"no {instruction} in {name[:80]}"

@@ -127,7 +127,7 @@ def splitk_config(m: int) -> int | None:
 
 
 def wave_configs() -> list[int]:
-    """The ids of the wave GEMM's configurations (wave_256xNx128: our main
+    """The ids of the wave GEMM's configurations (wave_MxNx128: our main
     loop for compute-bound M), for the tests, the tuner and the bench."""
     return [i for i, c in enumerate(scaled_mm_configs()) if c.startswith("wave_")]
 

@@ -11,8 +11,8 @@
 
 #include <cuda_runtime.h>
 
+#include "own_gemm_dispatch_sm90.h"
 #include "scaled_mm_sm90.h"
-#include "splitk_dispatch_sm90.h"
 #include "torch_utils.h"
 
 namespace custom_fp8::sm90 {
@@ -133,6 +133,8 @@ int scaled_mm_num_configs() { return kNumConfigs; }
 // kCtaCost (set-up, pipeline fill, the reduction). E.g. on 132 SMs: o_proj
 // (64 tiles of N = 4096) 2, qkv_proj and gate_up_proj 1. No table: any shape
 // fills the GPU.
+int64_t device_sms() { return device_info().sms; }
+
 int choose_splitk_splits(int64_t ctas, int64_t k_blocks, int max_splits) {
   constexpr int64_t kCtaCost = 4;  // in k-blocks
   const int64_t sms = device_info().sms;

@@ -65,7 +65,9 @@ struct ScaledMmArgs {
   X(splitk_64x32x128)                         \
   X(splitk_64x64x128)
 #define CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(X) \
-  X(wave_256x128x128)
+  X(wave_256x128x128)                       \
+  X(wave_128x192x128)                       \
+  X(wave_128x128x128)
 #define CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X)                                 \
   CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
   CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
@@ -94,12 +96,15 @@ struct splitk_64x8x128 : SplitK<8> {};
 struct splitk_64x16x128 : SplitK<16> {};
 struct splitk_64x32x128 : SplitK<32> {};
 struct splitk_64x64x128 : SplitK<64> {};
-// The wave GEMM's configurations: weight rows per CTA (one WGMMA's N).
-template <int BlockN>
+// The wave GEMM's configurations: activation rows per CTA tile (one or two
+// 128-row waves) and weight rows (one WGMMA's N).
+template <int BlockM, int BlockN>
 struct Wave {
-  static constexpr int kBlockN = BlockN;
+  static constexpr int kBlockM = BlockM, kBlockN = BlockN;
 };
-struct wave_256x128x128 : Wave<128> {};
+struct wave_256x128x128 : Wave<256, 128> {};  // two waves: the most MMA work per byte of shared memory
+struct wave_128x192x128 : Wave<128, 192> {};  // one wave: half the rows, for M in 128-tile steps
+struct wave_128x128x128 : Wave<128, 128> {};
 }  // namespace configs
 
 // Runs a split-K configuration (splitk_mm_sm90.cu); ElementD is
@@ -107,7 +112,7 @@ struct wave_256x128x128 : Wave<128> {};
 template <class ElementD, int kTokens>
 void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream);
 // Runs a wave configuration (wave_mm_sm90.cu).
-template <class ElementD, int kBlockN>
+template <class ElementD, int kBlockM, int kBlockN>
 void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream);
 
 // Runs configuration `config` (0 <= config < scaled_mm_num_configs()).

@@ -3,9 +3,9 @@
 // choose_splitk_splits; PDL).
 #include <algorithm>
 
+#include "own_gemm_dispatch_sm90.h"
 #include "own_gemm_sm90.h"
 #include "scaled_mm_sm90.h"
-#include "splitk_dispatch_sm90.h"
 #include "splitk_mm_sm90.cuh"
 #include "torch_utils.h"
 

@@ -10,11 +10,11 @@
 // warpgroup at 64 x 128 (docs/performance.md: 0.87x upstream's FastAccum
 // GEMM at M >= 1024). Here, in the way of DeepGEMM's sm90 FP8 GEMM and of
 // CUTLASS's blockwise-scaling main loop (NumSplitsM):
-//   - a CTA computes 256 x kBlockN of out in two waves of 128 rows, and each
-//     of its two math warpgroups owns 64 rows of both waves: 128 x kBlockN
-//     float32 sums per warpgroup, with one 64 x kBlockN temporary
-//     accumulator that the two waves share (3 x kBlockN / 2 registers per
-//     thread where a promotion buffer per wave would take 4 x);
+//   - a CTA computes kBlockM x kBlockN tiles of out (256 x 128, or 128 rows
+//     by up to 192) in waves of 128 rows; each of its two math warpgroups
+//     owns 64 rows of every wave, with one 64 x kBlockN temporary
+//     accumulator that the waves share (256 x 128: 3 x kBlockN / 2
+//     registers per thread where a promotion buffer per wave would take 4 x);
 //   - per 128-deep k-block and wave, a warpgroup issues four WGMMAs into the
 //     temporary accumulator, waits for them and adds it to the wave's sums
 //     (the promotion: kBlockN / 2 FADDs per thread). The two warpgroups meet
@@ -22,13 +22,19 @@
 //     other's WGMMAs keep the tensor cores busy;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
 //     the math warpgroups take 232;
-//   - one producer thread streams 128-deep k-blocks of the 256 activation
+//   - one producer thread streams 128-deep k-blocks of the kBlockM activation
 //     rows and the kBlockN weight rows with TMA, 128-byte swizzled (the layout
-//     K-major WGMMA descriptors read), through a ring of 4 stages;
+//     K-major WGMMA descriptors read), through a ring of 4 to 6 stages;
+//   - persistent: one CTA per SM walks the tiles (bands of group_m tiles
+//     along M, M fastest in a band, so the CTAs that run together share the
+//     band's activation rows and a few weight tiles in L2), and the producer
+//     loads the next tile's k-blocks while the math warpgroups write this
+//     one's out;
 //   - the epilogue applies the scales and the bias in float32 and rounds once,
 //     from the accumulators straight to global memory;
-//   - PDL: the producer waits for the grid it depends on before its first
-//     load, the math warpgroups let the next grid launch after their last MMA.
+//   - PDL: every thread waits for the grid it depends on (the activations,
+//     the scales, the bias) before its first read, and the math warpgroups
+//     let the next grid launch after their last MMA.
 // TMA zero-fills what lies past M, N and K.
 #pragma once
 
@@ -51,9 +57,7 @@
 
 namespace custom_fp8::sm90::wave {
 
-constexpr int kBlockM = 256;  // activation rows (out rows) per CTA
 constexpr int kWaveM = 128;   // one wave: 64 rows per math warpgroup
-constexpr int kWaves = kBlockM / kWaveM;
 constexpr int kBlockK = 128;  // one 128-byte swizzle span: one TMA box, one promotion
 constexpr int kMmaK = 32;     // K of one e4m3 WGMMA
 constexpr int kMathWarpgroups = kWaveM / 64;
@@ -64,7 +68,22 @@ constexpr int kProducerRegisters = 40, kMathRegisters = 232;
 struct Params {
   ScaledOutput out;
   int k_blocks;  // ceil(K / kBlockK)
+  int m_tiles;   // ceil(M / kBlockM)
+  int n_tiles;   // ceil(N / kBlockN)
+  int group_m;   // M tiles per band of the tile order
 };
+
+// Tile `tile`'s block indices along M and N: bands of group_m M tiles, one
+// after another along M, and in a band M fastest.
+struct TileBlocks {
+  int m, n;
+};
+__device__ __forceinline__ TileBlocks tile_blocks(const Params& p, int tile) {
+  const int band_tiles = p.group_m * p.n_tiles;
+  const int band = tile / band_tiles, in_band = tile % band_tiles;
+  const int band_m = min(p.group_m, p.m_tiles - band * p.group_m);  // the last band may be narrower
+  return {band * p.group_m + in_band % band_m, in_band / band_m};
+}
 
 // 64 x kBlockN WGMMAs of e4m3 into float32.
 template <int kBlockN>
@@ -73,22 +92,23 @@ template <>
 struct Mma<128> {
   using Op = cute::SM90::GMMA::MMA_64x128x32_F32E4M3E4M3_SS_TN<>;
 };
+template <>
+struct Mma<192> {
+  using Op = cute::SM90::GMMA::MMA_64x192x32_F32E4M3E4M3_SS_TN<>;
+};
 
-// Stages: as many of 256 + kBlockN rows x 128 bytes as fit in ~200 KB.
-template <int kBlockN>
-constexpr int kStages = (200 << 10) / ((kBlockM + kBlockN) * kBlockK);
-
-template <int kBlockN>
+template <int kBlockM, int kBlockN>
 struct alignas(1024) SharedStorage {  // 1024: the 128B-swizzle atom (8 rows x 128 bytes)
-  static constexpr int kStages = wave::kStages<kBlockN>;
+  // As many stages of kBlockM + kBlockN rows x 128 bytes as fit in ~200 KB.
+  static constexpr int kStages = (200 << 10) / ((kBlockM + kBlockN) * kBlockK);
   uint8_t a[kStages][kBlockM * kBlockK];
   uint8_t b[kStages][kBlockN * kBlockK];
   uint64_t full[kStages];   // TMA bytes landed
   uint64_t empty[kStages];  // every math warp done with the stage
 };
 
-template <int kBlockN>
-constexpr int kSmemBytes = sizeof(SharedStorage<kBlockN>) + 1024;  // + the alignment slack
+template <int kBlockM, int kBlockN>
+constexpr int kSmemBytes = sizeof(SharedStorage<kBlockM, kBlockN>) + 1024;  // + the alignment slack
 
 // The WGMMA descriptor of a K-major tile that TMA wrote with SWIZZLE_128B:
 // rows of 128 bytes in 8-row (1024-byte) swizzle atoms. `tile` is an atom's
@@ -113,39 +133,53 @@ __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool acc
           accumulate ? cute::SM90::GMMA::ScaleOut::One : cute::SM90::GMMA::ScaleOut::Zero);
 }
 
-template <class ElementD, int kBlockN>
+template <class ElementD, int kBlockM, int kBlockN>
 __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_constant__ CUtensorMap a_map,
                                                               const __grid_constant__ CUtensorMap b_map,
                                                               const Params p) {
   using Barrier = cutlass::arch::ClusterTransactionBarrier;
+  using Storage = SharedStorage<kBlockM, kBlockN>;
   using Op = typename Mma<kBlockN>::Op;
-  constexpr int kStages = SharedStorage<kBlockN>::kStages;
+  static_assert(kBlockM % kWaveM == 0, "whole waves");
+  constexpr int kWaves = kBlockM / kWaveM;
+  constexpr int kStages = Storage::kStages;
   constexpr int kAccum = kBlockN / 2;  // a 64 x kBlockN accumulator over 128 threads
   constexpr uint32_t kStageBytes = (kBlockM + kBlockN) * kBlockK;
 
   extern __shared__ uint8_t smem_raw[];
-  auto& s = swizzle_aligned<SharedStorage<kBlockN>>(smem_raw);
+  auto& s = swizzle_aligned<Storage>(smem_raw);
   // Uniform per warp, so the compiler keeps the role branches in uniform registers.
   const int warpgroup = __shfl_sync(0xffffffff, threadIdx.x / 128, 0);
-  const int m0 = blockIdx.x * kBlockM, n0 = blockIdx.y * kBlockN;
+  const bool producer = threadIdx.x == kMathWarpgroups * 128;
+  const int tiles = p.m_tiles * p.n_tiles;
 
+  if (producer) {
+    cute::prefetch_tma_descriptor(&a_map);
+    cute::prefetch_tma_descriptor(&b_map);
+  }
   init_ring(s.full, s.empty, kMathWarps);
+  // The activations, the scales and the bias may be the previous grid's output.
+  cutlass::arch::wait_on_dependent_grids();
 
   if (warpgroup == kMathWarpgroups) {
-    // Producer.
+    // Producer: the it-th k-block of the CTA's tiles goes to stage
+    // it % kStages, in the ring's (it / kStages)-th round.
     cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
-    if (threadIdx.x == kMathWarpgroups * 128) {
+    if (producer) {
       using Load = cute::SM90_TMA_LOAD_2D;
       constexpr auto kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
-      cute::prefetch_tma_descriptor(&a_map);
-      cute::prefetch_tma_descriptor(&b_map);
-      cutlass::arch::wait_on_dependent_grids();  // the activations are the previous grid's
-      for (int kb = 0; kb < p.k_blocks; ++kb) {
-        const int stage = kb % kStages;
-        if (kb >= kStages) Barrier::wait(&s.empty[stage], (kb / kStages - 1) & 1);
-        Barrier::arrive_and_expect_tx(&s.full[stage], kStageBytes);
-        Load::copy(&a_map, &s.full[stage], kEvictNormal, s.a[stage], kb * kBlockK, m0);
-        Load::copy(&b_map, &s.full[stage], kEvictNormal, s.b[stage], kb * kBlockK, n0);
+      int it = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const TileBlocks blocks = tile_blocks(p, tile);
+        for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
+          const int stage = it % kStages;
+          if (it >= kStages) Barrier::wait(&s.empty[stage], (it / kStages - 1) & 1);
+          Barrier::arrive_and_expect_tx(&s.full[stage], kStageBytes);
+          Load::copy(&a_map, &s.full[stage], kEvictNormal, s.a[stage], kb * kBlockK,
+                     blocks.m * kBlockM);
+          Load::copy(&b_map, &s.full[stage], kEvictNormal, s.b[stage], kb * kBlockK,
+                     blocks.n * kBlockN);
+        }
       }
     }
     return;
@@ -154,68 +188,69 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   // Math warpgroup w: rows v * 128 + w * 64 + [0, 64) of the tile for wave v.
   cutlass::arch::warpgroup_reg_alloc<kMathRegisters>();
   const int lane = threadIdx.x % 32;
-  float acc[kWaves][kAccum];
+  int it = 0;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    float acc[kWaves][kAccum];
 #pragma unroll
-  for (int v = 0; v < kWaves; ++v)
+    for (int v = 0; v < kWaves; ++v)
 #pragma unroll
-    for (int i = 0; i < kAccum; ++i) acc[v][i] = 0.f;
-  float step[kAccum];  // one k-block of one wave, before its promotion
+      for (int i = 0; i < kAccum; ++i) acc[v][i] = 0.f;
+    float step[kAccum];  // one k-block of one wave, before its promotion
 
-  for (int kb = 0; kb < p.k_blocks; ++kb) {
-    const int stage = kb % kStages;
-    Barrier::wait(&s.full[stage], (kb / kStages) & 1);
+    for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
+      const int stage = it % kStages;
+      Barrier::wait(&s.full[stage], (it / kStages) & 1);
 #pragma unroll
-    for (int v = 0; v < kWaves; ++v) {
-      const uint8_t* a_tile = s.a[stage] + (v * kWaveM + warpgroup * 64) * kBlockK;
+      for (int v = 0; v < kWaves; ++v) {
+        const uint8_t* a_tile = s.a[stage] + (v * kWaveM + warpgroup * 64) * kBlockK;
 #pragma unroll
-      for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-      cute::warpgroup_arrive();
+        for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
+        cute::warpgroup_arrive();
 #pragma unroll
-      for (int k = 0; k < kBlockK / kMmaK; ++k) {
-        mma<Op>(smem_desc(a_tile + k * kMmaK), smem_desc(s.b[stage] + k * kMmaK), step, k > 0,
-                std::make_index_sequence<kAccum>{});
+        for (int k = 0; k < kBlockK / kMmaK; ++k) {
+          mma<Op>(smem_desc(a_tile + k * kMmaK), smem_desc(s.b[stage] + k * kMmaK), step, k > 0,
+                  std::make_index_sequence<kAccum>{});
+        }
+        cute::warpgroup_commit_batch();
+        cute::warpgroup_wait<0>();
+#pragma unroll
+        for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
+        if (v == kWaves - 1 && lane == 0) Barrier::arrive(&s.empty[stage]);  // stage read
+#pragma unroll
+        for (int i = 0; i < kAccum; ++i) acc[v][i] += step[i];  // the promotion
       }
-      cute::warpgroup_commit_batch();
-      cute::warpgroup_wait<0>();
-#pragma unroll
-      for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-      if (v == kWaves - 1 && lane == 0) Barrier::arrive(&s.empty[stage]);  // stage read
-#pragma unroll
-      for (int i = 0; i < kAccum; ++i) acc[v][i] += step[i];  // the promotion
     }
-  }
-  cutlass::arch::launch_dependent_grids();
-  // The scales and the bias may be the previous grid's output too (the
-  // producer's wait covers its own thread): by now that grid has finished,
-  // so this returns at once.
-  cutlass::arch::wait_on_dependent_grids();
+    if (tile + gridDim.x >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
-  // The WGMMA accumulator layout: warp q of the warpgroup holds rows
-  // 16q + lane / 4 (+ 8), and for each 8-column block j columns
-  // 8j + 2 (lane % 4) (+ 1): acc[4j + 2h + c] is row + 8h, column + c.
-  const int row = m0 + warpgroup * 64 + (threadIdx.x % 128) / 32 * 16 + lane / 4;
+    // The WGMMA accumulator layout: warp q of the warpgroup holds rows
+    // 16q + lane / 4 (+ 8), and for each 8-column block j columns
+    // 8j + 2 (lane % 4) (+ 1): acc[4j + 2h + c] is row + 8h, column + c.
+    const TileBlocks blocks = tile_blocks(p, tile);
+    const int row = blocks.m * kBlockM + warpgroup * 64 + (threadIdx.x % 128) / 32 * 16 + lane / 4;
 #pragma unroll
-  for (int j = 0; j < kBlockN / 8; ++j) {
-    const int n = n0 + 8 * j + 2 * (lane % 4);
-    if (n >= p.out.n) continue;  // N % 16 == 0: a pair is all in or all out
-    float sb[2], bias[2];
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      const int n = blocks.n * kBlockN + 8 * j + 2 * (lane % 4);
+      if (n >= p.out.n) continue;  // N % 16 == 0: a pair is all in or all out
+      float sb[2], bias[2];
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      sb[c] = p.out.scale_b_of(n + c);
-      bias[c] = p.out.bias_of<ElementD>(n + c);
-    }
+      for (int c = 0; c < 2; ++c) {
+        sb[c] = p.out.scale_b_of(n + c);
+        bias[c] = p.out.bias_of<ElementD>(n + c);
+      }
 #pragma unroll
-    for (int v = 0; v < kWaves; ++v) {
+      for (int v = 0; v < kWaves; ++v) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int m = row + v * kWaveM + 8 * h;
-        if (m >= p.out.m) continue;
-        const float sa = p.out.scale_a_of(m);
-        alignas(4) ElementD o[2];
+        for (int h = 0; h < 2; ++h) {
+          const int m = row + v * kWaveM + 8 * h;
+          if (m >= p.out.m) continue;
+          const float sa = p.out.scale_a_of(m);
+          alignas(4) ElementD o[2];
 #pragma unroll
-        for (int c = 0; c < 2; ++c) o[c] = ElementD(sa * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
-        *reinterpret_cast<uint32_t*>(p.out.at<ElementD>(m, n)) =
-            *reinterpret_cast<const uint32_t*>(o);
+          for (int c = 0; c < 2; ++c)
+            o[c] = ElementD(sa * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
+          *reinterpret_cast<uint32_t*>(p.out.at<ElementD>(m, n)) =
+              *reinterpret_cast<const uint32_t*>(o);
+        }
       }
     }
   }
