@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8 import triton as cf8_triton  # noqa: E402  (needs triton)
-from vllm.custom_fp8._library import scaled_mm_configs, splitk_config, wave_configs  # noqa: E402
+from vllm.custom_fp8._library import (  # noqa: E402
+    block_scaled_mm_configs, scaled_mm_configs, splitk_config, wave_configs)
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear  # noqa: E402
 from vllm.custom_fp8.cpu import rms_norm_in_dtype, silu_and_mul_in_dtype  # noqa: E402
 from vllm.custom_fp8.numerics import rel_error  # noqa: E402
@@ -315,6 +316,11 @@ def block_methods(ops: Operands, up: "Upstream | None") -> dict:
                                                          torch.bfloat16),
         "ours_triton_block": lambda i: triton_block_layer(x[i], wt(i), scale_t),
     }
+    if x[0].shape[0] >= 128 and cf8.CUDA_BACKEND == "cuda":  # our main loop, block-scaled
+        for wave in wave_configs(block_scaled=True):  # gemm_block_wave_MxNx128
+            methods[f"gemm_block_{block_scaled_mm_configs()[wave]}"] = \
+                lambda i, c=wave: cf8.block_scaled_mm(pre[i][0], wt(i), pre[i][1], scale_t,
+                                                      torch.bfloat16, config=c)
     if up is None:
         return methods
     methods["vllm_block"] = lambda i: up.layer(up.group_quant, x[i], wt(i), scale_t, None)

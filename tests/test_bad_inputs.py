@@ -226,6 +226,10 @@ def test_out_of_range_config(device):
         for config in (10_000, -3):
             with pytest.raises(ERRORS, match="'config'"):
                 ops.scaled_mm(*args, config)
+        block_args = good_args("block_scaled_mm", device)
+        for config in (10_000, -2):
+            with pytest.raises(ERRORS, match="'config'"):
+                ops.block_scaled_mm(*block_args, config)
 
 
 def test_library_without_build_info(tmp_path):

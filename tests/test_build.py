@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from vllm.custom_fp8._library import EXTENSION_PATH, SCHEMAS, build_info, scaled_mm_configs
+from vllm.custom_fp8._library import (EXTENSION_PATH, SCHEMAS, block_scaled_mm_configs, build_info,
+                                      scaled_mm_configs)
 
 from conftest import REPO
 
@@ -128,14 +129,15 @@ def test_splitk_kernels(sass):
 
 def test_wave_kernels(sass):
     """The wave GEMM (wave_mm_sm90.cuh), per output dtype and wave_*
-    configuration: FP8 WGMMAs of 64 x the tile's N, TMA loads, the register
+    configuration of scaled_mm and block_scaled_mm: FP8 WGMMAs of 64 x the tile's N, TMA loads, the register
     split between producer and math warpgroups (setmaxnreg 40 / 232), PDL
     both ways."""
     wave = {name: code for name, code in kernels(sass).items() if "wave_mm_kernel" in name}
-    configs = [c for c in scaled_mm_configs() if c.startswith("wave_")]
+    configs = [c for c in scaled_mm_configs() + block_scaled_mm_configs() if c.startswith("wave_")]
     assert configs and len(wave) == 2 * len(configs), sorted(wave)
     for name, code in wave.items():
-        block_n = re.search(r"ELi(\d+)ELi(\d+)EE", name).group(2)  # <ElementD, kBlockM, kBlockN>
+        # <ElementD, kBlockM, kBlockN, kBlockScaled>
+        block_n = re.search(r"ELi(\d+)ELi(\d+)ELb", name).group(2)
         for instruction in (f"QGMMA.64x{block_n}x32.F32.E4M3.E4M3", "UTMALDG.2D",
                             "USETMAXREG.DEALLOC.CTAPOOL 0x28", "USETMAXREG.TRY_ALLOC.CTAPOOL",
                             "ACQBULK", "PREEXIT"):

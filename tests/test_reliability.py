@@ -69,7 +69,12 @@ def op_calls(device, m, k, n):
                                                                wave_configs()[0]),
                        [((m, n), torch.bfloat16, None)])]
                      if device == "cuda" and cf8.CUDA_BACKEND == "cuda" and wave_configs()
-                     else [])
+                     else []) + ([("block_scaled_mm_wave",
+                                   lambda o: ops.block_scaled_mm(o[0], ga, b, gsa, gsb,
+                                                                 wave_configs(True)[0]),
+                                   [((m, n), torch.bfloat16, None)])]
+                                 if device == "cuda" and cf8.CUDA_BACKEND == "cuda"
+                                 and wave_configs(True) else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -194,21 +199,26 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
     q = torch.empty(m, k, dtype=FP8, device="cuda")
     s = torch.full((m, 1), 0.01 if producer == "static" else 0.0, device="cuda")
     scale_a = s[:1] if producer == "static" else s  # what the GEMM reads
-    ys = [torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
-          for _ in range(layers)]
+    assert_layer_chain_ordered(xs, (m, n), lambda x: produce(x, q, s),
+                               lambda y: ops.scaled_mm(y, q, w, scale_a, sw, None, config))
 
+
+def assert_layer_chain_ordered(xs, out_shape, produce, gemm):
+    """Layers produce(x) then gemm(y), one per x, captured in one CUDA graph
+    and replayed: every y equals the same layer run with the GPU idle between
+    its producer and its GEMM."""
     expected = []
     for x in xs:
-        produce(x, q, s)
+        produce(x)
         torch.cuda.synchronize()
-        y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-        ops.scaled_mm(y, q, w, scale_a, sw, None, config)
-        expected.append(y)
+        expected.append(torch.empty(out_shape, dtype=torch.bfloat16, device="cuda"))
+        gemm(expected[-1])
+    ys = [torch.empty_like(e) for e in expected]
 
     def chain():
         for x, y in zip(xs, ys):
-            produce(x, q, s)
-            ops.scaled_mm(y, q, w, scale_a, sw, None, config)
+            produce(x)
+            gemm(y)
 
     chain()  # warm up outside the capture
     graph = torch.cuda.CUDAGraph()
@@ -221,6 +231,25 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
         torch.cuda.synchronize()
         for i, (y, e) in enumerate(zip(ys, expected)):
             assert torch.equal(y, e), f"layer {i} differs: its GEMM read before its producer finished"
+
+
+@pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
+@pytest.mark.parametrize("m", [1, 200, 4096])
+@pytest.mark.parametrize("gemm", ["dispatch", "wave"])
+def test_block_gemm_waits_for_its_producer(m, gemm):
+    """The same PDL ordering for the block-scaled GEMM after the group quant:
+    the wave GEMM's math warpgroups read the group scales themselves, one
+    k-block ahead, after their wait."""
+    config = {"dispatch": -1, "wave": wave_configs(True)[0]}[gemm]
+    k, n, layers = 4096, 2048, 6
+    w = random_fp8(n, k, "cuda", seed=3).t()
+    sw = log_uniform((n // 128, k // 128), 1e-3, 1e-1, "cuda").t()  # weight_scale_inv.t()
+    xs = [activation(m, k, torch.bfloat16, "cuda", seed=10 + i) * (i + 1) for i in range(layers)]
+    q = torch.empty(m, k, dtype=FP8, device="cuda")
+    s = torch.zeros(k // 128, (m + 3) // 4 * 4, device="cuda")[:, :m].t()  # column-major
+
+    assert_layer_chain_ordered(xs, (m, n), lambda x: ops.per_token_group_fp8_quant(q, x, s, 128),
+                               lambda y: ops.block_scaled_mm(y, q, w, s, sw, config))
 
 
 @pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")

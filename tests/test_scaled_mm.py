@@ -123,8 +123,8 @@ def test_splitk_model_shapes(config, name, n, k, m):
 @pytest.mark.parametrize("m", [128, 300, 2048])
 def test_wave_model_shapes(config, name, n, k, m):
     """The wave GEMM on every projection, K up to 28672 (the promotion every
-    128 of K against float64): one 256-row tile half empty, a ragged one,
-    several waves of CTAs."""
+    128 of K against float64): one tile (half empty at 256 rows), a ragged
+    one, several per CTA in bands along M."""
     with_bias = name.startswith("qwen") and "qkv" in name
     run_and_check(m, n, k, "cuda", "token", "channel", with_bias, torch.bfloat16, seed=m + n + k,
                   config=config)

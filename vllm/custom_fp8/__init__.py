@@ -220,9 +220,10 @@ def block_scaled_mm(
     scale_b: torch.Tensor,
     out_dtype: torch.dtype,
     out: torch.Tensor | None = None,
+    config: int = -1,
 ) -> torch.Tensor:
     """out = a @ b with 1x128 group scales on a ([M, K/128], column-major) and
     128x128 block scales on b ([K/128, N/128], the transpose of weight_scale_inv)."""
     out = _gemm_output("block_scaled_mm", a, b, out_dtype, out)
-    ops.block_scaled_mm(out, a, b, scale_a, scale_b)
+    ops.block_scaled_mm(out, a, b, scale_a, scale_b, config)
     return out

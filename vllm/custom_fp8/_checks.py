@@ -216,7 +216,7 @@ def check_scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None
             c.fail("bias", f"of shape [{n}]", f"shape {tuple(bias.shape)}")
 
 
-def check_block_scaled_mm(out, a, b, scale_a, scale_b) -> None:
+def check_block_scaled_mm(out, a, b, scale_a, scale_b, config: int = -1) -> None:
     c, m, k, n = _gemm_common("block_scaled_mm", out, a, b)
     if k % BLOCK_K != 0:
         c.fail("a", f"of a K divisible by the block size {BLOCK_K}", f"K={k}")

@@ -56,8 +56,10 @@ SCHEMAS = {
     # The CPU and Triton backends ignore it.
     "scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
                  "Tensor? bias, int config=-1) -> ()",
-    "block_scaled_mm":
-        "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b) -> ()",
+    # config: -1 = the built-in dispatch; >= 0 forces a CUDA kernel configuration
+    # (block_scaled_mm_configs(): the tests and the bench).
+    "block_scaled_mm": "(Tensor(a!) out, Tensor a, Tensor b, Tensor scale_a, Tensor scale_b, "
+                       "int config=-1) -> ()",
 }
 
 # The fake impls only validate: every op returns nothing and writes in place.
@@ -126,10 +128,18 @@ def splitk_config(m: int) -> int | None:
     return configs.index(fits[0]) if fits else None
 
 
-def wave_configs() -> list[int]:
+def block_scaled_mm_configs() -> list[str]:
+    """The block-scaled GEMM's configurations, by id: CUTLASS's blockwise main
+    loop, then the wave GEMM block-scaled."""
+    return [c for c in build_info().get("block_scaled_mm_configs", "").split(",") if c]
+
+
+def wave_configs(block_scaled: bool = False) -> list[int]:
     """The ids of the wave GEMM's configurations (wave_MxNx128: our main
-    loop for compute-bound M), for the tests, the tuner and the bench."""
-    return [i for i, c in enumerate(scaled_mm_configs()) if c.startswith("wave_")]
+    loop for compute-bound M) among scaled_mm's or, block_scaled,
+    block_scaled_mm's, for the tests, the tuner and the bench."""
+    configs = block_scaled_mm_configs() if block_scaled else scaled_mm_configs()
+    return [i for i, c in enumerate(configs) if c.startswith("wave_")]
 
 
 def _register_triton() -> None:

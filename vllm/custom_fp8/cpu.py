@@ -144,7 +144,7 @@ def scaled_mm(out, a, b, scale_a, scale_b, bias, config: int = -1) -> None:
     out.copy_(y)
 
 
-def block_scaled_mm(out, a, b, scale_a, scale_b) -> None:
+def block_scaled_mm(out, a, b, scale_a, scale_b, config: int = -1) -> None:
     _checks.check_block_scaled_mm(out, a, b, scale_a, scale_b)
     m, k = a.shape
     n = b.shape[1]

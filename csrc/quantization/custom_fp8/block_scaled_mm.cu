@@ -1,6 +1,7 @@
 // Entry point of `_custom_fp8::block_scaled_mm`: argument checks, then the
-// sm_90a CUTLASS block-scaled GEMM for the output dtype
-// (block_scaled_mm_sm90_{bf16,fp16}.cu). Free of CUTLASS headers.
+// sm_90a block-scaled GEMM for the output dtype
+// (block_scaled_mm_sm90_{bf16,fp16}.cu): `config` -1 for the dispatch's
+// choice, else a configuration id. Free of CUTLASS headers.
 #include "block_scaled_mm_sm90.h"
 #include "checks.h"
 #include "ops.h"
@@ -8,7 +9,7 @@
 namespace custom_fp8 {
 
 void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-                     const Tensor& scale_b) {
+                     const Tensor& scale_b, int64_t config) {
   constexpr const char* op = "block_scaled_mm";
   constexpr int64_t kBlock = 128;
   const GemmShape s = check_gemm(op, out, a, b);
@@ -35,6 +36,9 @@ void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor
             op,
             "scale_b", "the transpose of a contiguous [N/128, K/128] weight_scale_inv",
             strides_str(scale_b));
+  CF8_CHECK(config >= -1 && config < sm90::kBlockScaledMmConfigs, op, "config",
+            "-1 (dispatch) or a kernel configuration id below ", sm90::kBlockScaledMmConfigs,
+            config);
   if (s.m == 0) return;
 
   const sm90::BlockScaledMmArgs args{
@@ -48,9 +52,9 @@ void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor
   const torch::stable::accelerator::DeviceGuard guard(s.device);
   const cudaStream_t stream = current_stream(s.device);
   if (out.scalar_type() == ScalarType::BFloat16) {
-    sm90::block_scaled_mm_sm90_bf16(args, stream);
+    sm90::block_scaled_mm_sm90_bf16(args, static_cast<int>(config), stream);
   } else {
-    sm90::block_scaled_mm_sm90_fp16(args, stream);
+    sm90::block_scaled_mm_sm90_fp16(args, static_cast<int>(config), stream);
   }
   check_launch(op);
 }

@@ -3,8 +3,8 @@
 
 namespace custom_fp8::sm90 {
 
-void block_scaled_mm_sm90_bf16(const BlockScaledMmArgs& p, cudaStream_t stream) {
-  dispatch_block_scaled_mm<cutlass::bfloat16_t>(p, stream);
+void block_scaled_mm_sm90_bf16(const BlockScaledMmArgs& p, int config, cudaStream_t stream) {
+  dispatch_block_scaled_mm<cutlass::bfloat16_t>(p, config, stream);
 }
 
 }  // namespace custom_fp8::sm90

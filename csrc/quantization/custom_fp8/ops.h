@@ -49,7 +49,9 @@ void scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scal
                const Tensor& scale_b, const std::optional<Tensor>& bias, int64_t config);
 
 // out[M, N] = sum over 128-blocks k of scale_a[m, k] * scale_b[k, n/128] * (a @ b)_k.
+// config: -1 lets the dispatch choose; else a kernel configuration id
+// (block_scaled_mm_sm90.h), for the tests and the bench.
 void block_scaled_mm(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& scale_a,
-                     const Tensor& scale_b);
+                     const Tensor& scale_b, int64_t config);
 
 }  // namespace custom_fp8

@@ -4,6 +4,7 @@
 // and later through the stable ABI (TORCH_TARGET_VERSION, CMakeLists.txt).
 #include <torch/csrc/stable/library.h>
 
+#include "block_scaled_mm_sm90.h"
 #include "ops.h"
 #include "scaled_mm_sm90.h"
 
@@ -32,4 +33,5 @@ STABLE_TORCH_LIBRARY_IMPL(_custom_fp8, CUDA, m) {
 // (tests/test_build.py, the wheel check): the source hash and the archs.
 extern "C" __attribute__((used, visibility("default"))) const char custom_fp8_build_info[] =
     "CUSTOM_FP8_BUILD_INFO:source_hash=" CUSTOM_FP8_SOURCE_HASH
-    ";cuda_archs=" CUSTOM_FP8_CUDA_ARCHS ";scaled_mm_configs=" CUSTOM_FP8_SCALED_MM_CONFIG_LIST ";";
+    ";cuda_archs=" CUSTOM_FP8_CUDA_ARCHS ";scaled_mm_configs=" CUSTOM_FP8_SCALED_MM_CONFIG_LIST
+    ";block_scaled_mm_configs=" CUSTOM_FP8_BLOCK_SCALED_MM_CONFIG_LIST ";";

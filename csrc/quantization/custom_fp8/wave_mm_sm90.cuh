@@ -1,7 +1,9 @@
 // The wave GEMM (sm_90a), our main loop for compute-bound M (issue 17):
-// out[M, N] = scale_a * (scale_b * (a @ b)) + bias, the FP8 tensor-core sums
-// promoted to float32 every 128 of K without the promotion idling the tensor
-// cores.
+// out[M, N] = scale_a * (scale_b * (a @ b)) + bias (per-tensor, per-token and
+// per-channel scales), or, block-scaled, out[m, n] = sum over k-blocks kb of
+// scale_a[m, kb] * scale_b[kb, n / 128] * (a @ b)[m, n | kb] (1x128 activation
+// groups, 128x128 weight blocks), the FP8 tensor-core sums promoted to float32
+// every 128 of K without the promotion idling the tensor cores.
 //
 // Why a kernel of our own: CUTLASS 4.2's FP8 main loop waits for every MMA in
 // flight at each promotion, its cooperative warpgroups promote at the same
@@ -17,9 +19,10 @@
 //     registers per thread where a promotion buffer per wave would take 4 x);
 //   - per 128-deep k-block and wave, a warpgroup issues four WGMMAs into the
 //     temporary accumulator, waits for them and adds it to the wave's sums
-//     (the promotion: kBlockN / 2 FADDs per thread). The two warpgroups meet
-//     only at the producer's barriers, so one's promotion runs while the
-//     other's WGMMAs keep the tensor cores busy;
+//     (the promotion: kBlockN / 2 FADDs per thread; block-scaled, FFMAs by
+//     the k-block's scale product, its scales loaded one k-block ahead). The
+//     two warpgroups meet only at the producer's barriers, so one's promotion
+//     runs while the other's WGMMAs keep the tensor cores busy;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
 //     the math warpgroups take 232;
 //   - one producer thread streams 128-deep k-blocks of the kBlockM activation
@@ -30,8 +33,9 @@
 //     band's activation rows and a few weight tiles in L2), and the producer
 //     loads the next tile's k-blocks while the math warpgroups write this
 //     one's out;
-//   - the epilogue applies the scales and the bias in float32 and rounds once,
-//     from the accumulators straight to global memory;
+//   - the epilogue applies the scales and the bias in float32 (block-scaled:
+//     applied at the promotions already) and rounds once, from the
+//     accumulators straight to global memory;
 //   - PDL: every thread waits for the grid it depends on (the activations,
 //     the scales, the bias) before its first read, and the math warpgroups
 //     let the next grid launch after their last MMA.
@@ -65,8 +69,16 @@ constexpr int kMathWarps = 4 * kMathWarpgroups;
 constexpr int kThreads = 128 * (kMathWarpgroups + 1);  // + the producer warpgroup, last
 constexpr int kProducerRegisters = 40, kMathRegisters = 232;
 
+// Block-scaled operands' scales (kBlockScaled: K % 128 == 0, kBlockN == 128).
+struct BlockScales {
+  const float* a;  // [M, K / 128], column-major: scale_a[m, kb] at a[kb * a_ld + m]
+  const float* b;  // [K / 128, N / 128], K-major: scale_b[kb, nb] at b[nb * b_ld + kb]
+  int64_t a_ld, b_ld;
+};
+
 struct Params {
-  ScaledOutput out;
+  ScaledOutput out;    // block-scaled: only out, m and n
+  BlockScales block;   // block-scaled only
   int k_blocks;  // ceil(K / kBlockK)
   int m_tiles;   // ceil(M / kBlockM)
   int n_tiles;   // ceil(N / kBlockN)
@@ -133,7 +145,7 @@ __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool acc
           accumulate ? cute::SM90::GMMA::ScaleOut::One : cute::SM90::GMMA::ScaleOut::Zero);
 }
 
-template <class ElementD, int kBlockM, int kBlockN>
+template <class ElementD, int kBlockM, int kBlockN, bool kBlockScaled>
 __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_constant__ CUtensorMap a_map,
                                                               const __grid_constant__ CUtensorMap b_map,
                                                               const Params p) {
@@ -141,6 +153,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   using Storage = SharedStorage<kBlockM, kBlockN>;
   using Op = typename Mma<kBlockN>::Op;
   static_assert(kBlockM % kWaveM == 0, "whole waves");
+  static_assert(!kBlockScaled || kBlockN == 128, "one weight scale block per tile and k-block");
   constexpr int kWaves = kBlockM / kWaveM;
   constexpr int kStages = Storage::kStages;
   constexpr int kAccum = kBlockN / 2;  // a 64 x kBlockN accumulator over 128 threads
@@ -186,10 +199,16 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   }
 
   // Math warpgroup w: rows v * 128 + w * 64 + [0, 64) of the tile for wave v.
+  // The WGMMA accumulator layout: warp q of the warpgroup holds rows
+  // 16q + lane / 4 (+ 8), and for each 8-column block j columns
+  // 8j + 2 (lane % 4) (+ 1): acc[4j + 2h + c] is row + 8h, column + c.
   cutlass::arch::warpgroup_reg_alloc<kMathRegisters>();
   const int lane = threadIdx.x % 32;
+  const int warp_row = warpgroup * 64 + (threadIdx.x % 128) / 32 * 16 + lane / 4;
   int it = 0;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const TileBlocks blocks = tile_blocks(p, tile);
+    const int row = blocks.m * kBlockM + warp_row;
     float acc[kWaves][kAccum];
 #pragma unroll
     for (int v = 0; v < kWaves; ++v)
@@ -197,8 +216,32 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
       for (int i = 0; i < kAccum; ++i) acc[v][i] = 0.f;
     float step[kAccum];  // one k-block of one wave, before its promotion
 
+    // Block-scaled: this thread's activation scales (rows row + v * 128 + 8h)
+    // and the tile's weight scale of the next k-block, loaded while this one
+    // runs.
+    float next_sa[kWaves][2], next_sb;
+    const auto load_scales = [&](int kb) {
+#pragma unroll
+      for (int v = 0; v < kWaves; ++v)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int m = row + v * kWaveM + 8 * h;
+          next_sa[v][h] = m < p.out.m ? p.block.a[kb * p.block.a_ld + m] : 0.f;
+        }
+      next_sb = p.block.b[blocks.n * p.block.b_ld + kb];
+    };
+    if constexpr (kBlockScaled) load_scales(0);
+
     for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
       const int stage = it % kStages;
+      float scale[kWaves][2];  // block-scaled: the k-block's scale products per row
+      if constexpr (kBlockScaled) {
+#pragma unroll
+        for (int v = 0; v < kWaves; ++v)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) scale[v][h] = next_sa[v][h] * next_sb;
+        if (kb + 1 < p.k_blocks) load_scales(kb + 1);
+      }
       Barrier::wait(&s.full[stage], (it / kStages) & 1);
 #pragma unroll
       for (int v = 0; v < kWaves; ++v) {
@@ -217,25 +260,27 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
         if (v == kWaves - 1 && lane == 0) Barrier::arrive(&s.empty[stage]);  // stage read
 #pragma unroll
-        for (int i = 0; i < kAccum; ++i) acc[v][i] += step[i];  // the promotion
+        for (int i = 0; i < kAccum; ++i) {  // the promotion
+          if constexpr (kBlockScaled)
+            acc[v][i] += step[i] * scale[v][(i / 2) % 2];
+          else
+            acc[v][i] += step[i];
+        }
       }
     }
     if (tile + gridDim.x >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
-    // The WGMMA accumulator layout: warp q of the warpgroup holds rows
-    // 16q + lane / 4 (+ 8), and for each 8-column block j columns
-    // 8j + 2 (lane % 4) (+ 1): acc[4j + 2h + c] is row + 8h, column + c.
-    const TileBlocks blocks = tile_blocks(p, tile);
-    const int row = blocks.m * kBlockM + warpgroup * 64 + (threadIdx.x % 128) / 32 * 16 + lane / 4;
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j) {
       const int n = blocks.n * kBlockN + 8 * j + 2 * (lane % 4);
       if (n >= p.out.n) continue;  // N % 16 == 0: a pair is all in or all out
-      float sb[2], bias[2];
+      float sb[2] = {1.f, 1.f}, bias[2] = {0.f, 0.f};
+      if constexpr (!kBlockScaled) {
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        sb[c] = p.out.scale_b_of(n + c);
-        bias[c] = p.out.bias_of<ElementD>(n + c);
+        for (int c = 0; c < 2; ++c) {
+          sb[c] = p.out.scale_b_of(n + c);
+          bias[c] = p.out.bias_of<ElementD>(n + c);
+        }
       }
 #pragma unroll
       for (int v = 0; v < kWaves; ++v) {
@@ -243,7 +288,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int h = 0; h < 2; ++h) {
           const int m = row + v * kWaveM + 8 * h;
           if (m >= p.out.m) continue;
-          const float sa = p.out.scale_a_of(m);
+          const float sa = kBlockScaled ? 1.f : p.out.scale_a_of(m);
           alignas(4) ElementD o[2];
 #pragma unroll
           for (int c = 0; c < 2; ++c)
