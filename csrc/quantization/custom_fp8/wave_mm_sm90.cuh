@@ -137,6 +137,25 @@ __device__ __forceinline__ uint64_t smem_desc(const uint8_t* tile) {
   return d.desc_;
 }
 
+// The 4 x 4 transpose of 32-bit words within a quad of lanes: lane q (its
+// quad's q-th) holds w[u] (u < 4) and gets back {w[q] of lanes 0, 1, 2, 3}.
+__device__ __forceinline__ uint4 quad_transpose(const uint32_t (&w)[4], int q, int lane) {
+  const auto pick = [](const uint32_t (&x)[4], int i) {
+    return i == 0 ? x[0] : i == 1 ? x[1] : i == 2 ? x[2] : x[3];
+  };
+  uint32_t got[4];
+  got[0] = got[1] = got[2] = got[3] = pick(w, q);  // round 0: its own word (index q)
+#pragma unroll
+  for (int r = 1; r < 4; ++r) {
+    // Round r: lane s sends w[(s - r) % 4], lane q receives from s = (q + r) % 4.
+    const int from = (q + r) % 4;
+    const uint32_t word = __shfl_sync(0xffffffff, pick(w, (q - r + 4) % 4), (lane & ~3) | from);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) got[i] = i == from ? word : got[i];
+  }
+  return {got[0], got[1], got[2], got[3]};
+}
+
 // acc = a @ b^T over one 32-deep k-step (accumulate: acc += a @ b^T).
 template <class Op, size_t... I>
 __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool accumulate,
@@ -270,33 +289,48 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     }
     if (tile + gridDim.x >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
+    // The epilogue, per 32 columns: the four lanes of a quad hold one row's
+    // 16 pairs of columns 8u + 2q (+ 1) (u < 4, q = lane % 4); a transpose
+    // within the quad gives lane q the 8 columns 8q..8q + 7, one 16-byte
+    // store (N % 16 == 0: all in or all out). Every lane shuffles, stores
+    // are guarded.
+    const int q = lane % 4;
 #pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-      const int n = blocks.n * kBlockN + 8 * j + 2 * (lane % 4);
-      if (n >= p.out.n) continue;  // N % 16 == 0: a pair is all in or all out
-      float sb[2] = {1.f, 1.f}, bias[2] = {0.f, 0.f};
-      if constexpr (!kBlockScaled) {
+    for (int t = 0; t < kBlockN / 32; ++t) {
+      uint32_t pairs[kWaves][2][4];  // [wave][row + 8h][u]: two rounded outputs each
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          sb[c] = p.out.scale_b_of(n + c);
-          bias[c] = p.out.bias_of<ElementD>(n + c);
+      for (int u = 0; u < 4; ++u) {
+        const int j = 4 * t + u, n = blocks.n * kBlockN + 8 * j + 2 * q;
+        float sb[2] = {1.f, 1.f}, bias[2] = {0.f, 0.f};
+        if constexpr (!kBlockScaled) {
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            sb[c] = n < p.out.n ? p.out.scale_b_of(n + c) : 0.f;
+            bias[c] = n < p.out.n ? p.out.bias_of<ElementD>(n + c) : 0.f;
+          }
         }
+#pragma unroll
+        for (int v = 0; v < kWaves; ++v)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int m = row + v * kWaveM + 8 * h;
+            const float sa = kBlockScaled ? 1.f : m < p.out.m ? p.out.scale_a_of(m) : 0.f;
+            alignas(4) ElementD o[2];
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+              o[c] = ElementD(sa * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
+            pairs[v][h][u] = *reinterpret_cast<const uint32_t*>(o);
+          }
       }
 #pragma unroll
-      for (int v = 0; v < kWaves; ++v) {
+      for (int v = 0; v < kWaves; ++v)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const int m = row + v * kWaveM + 8 * h;
-          if (m >= p.out.m) continue;
-          const float sa = kBlockScaled ? 1.f : p.out.scale_a_of(m);
-          alignas(4) ElementD o[2];
-#pragma unroll
-          for (int c = 0; c < 2; ++c)
-            o[c] = ElementD(sa * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
-          *reinterpret_cast<uint32_t*>(p.out.at<ElementD>(m, n)) =
-              *reinterpret_cast<const uint32_t*>(o);
+          const uint4 cols = quad_transpose(pairs[v][h], q, lane);
+          const int m = row + v * kWaveM + 8 * h, n = blocks.n * kBlockN + 32 * t + 8 * q;
+          if (m < p.out.m && n < p.out.n)
+            *reinterpret_cast<uint4*>(p.out.at<ElementD>(m, n)) = cols;
         }
-      }
     }
   }
 }
