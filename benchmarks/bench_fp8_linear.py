@@ -565,7 +565,7 @@ def validate(name: str, fn, ops: Operands, shape: Shape) -> str | None:
         return f"raised {type(e).__name__}: {e}"
     out = out if isinstance(out, torch.Tensor) else out[0]
     w = ops.w
-    if name.startswith("gemm_") and name.endswith("_block"):
+    if name.startswith("gemm_") and "block" in name:  # gemm_*_block, gemm_block_wave_*
         q, sc = ops.block_codes
         m, k = q.shape
         a = (q.double().view(m, k // 128, 128) * sc.double()[..., None]).view(m, k)
