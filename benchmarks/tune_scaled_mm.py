@@ -66,7 +66,9 @@ def plausible(config: str, m: int) -> bool:
     """Skips configurations that cannot win (and would only burn GPU time)."""
     if config.startswith("splitk_"):  # re-reads the weight per group of its tokens
         return m <= 128
-    if config.startswith("wave_"):  # 128- and 256-row tiles
+    if config.startswith("wave_256x"):  # two waves: 0.57x upstream at M = 512 (9ed9949)
+        return m >= 1024
+    if config.startswith("wave_"):  # one 128-row wave
         return m >= 128
     if config.startswith("swap_"):
         return m <= 256
