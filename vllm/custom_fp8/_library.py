@@ -115,8 +115,13 @@ def build_info() -> dict[str, str]:
     return read_build_info(EXTENSION_PATH)
 
 
+def _config_names(key: str) -> list[str]:
+    """A GEMM's configuration names from the build record ("a,b,c,")."""
+    return [c for c in build_info()[key].split(",") if c]
+
+
 def scaled_mm_configs() -> list[str]:
-    return [c for c in build_info()["scaled_mm_configs"].split(",") if c]
+    return _config_names("scaled_mm_configs")
 
 
 def splitk_config(m: int) -> int | None:
@@ -131,7 +136,7 @@ def splitk_config(m: int) -> int | None:
 def block_scaled_mm_configs() -> list[str]:
     """The block-scaled GEMM's configurations, by id: CUTLASS's blockwise main
     loop, then the wave GEMM block-scaled."""
-    return [c for c in build_info().get("block_scaled_mm_configs", "").split(",") if c]
+    return _config_names("block_scaled_mm_configs")
 
 
 def wave_configs(block_scaled: bool = False) -> list[int]:

@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int n = blocks.n * kBlockN + 8 * j + 2 * q + c;
-          if (n < p.out.n) bias[j][c] = float(static_cast<const ElementD*>(p.out.bias)[n]);
+          if (n < p.out.n) bias[j][c] = p.out.bias_of<ElementD>(n);
         }
     }
 #pragma unroll
