@@ -21,17 +21,20 @@ struct BlockScaledMmArgs {
 // The configurations, by id (config >= 0 forces one: the tests and the
 // bench; -1 is the dispatch, block_scaled_mm_sm90_configs.cuh): CUTLASS's
 // blockwise main loop (swap-AB at small or unaligned M), and the wave GEMM
-// (wave_mm_sm90.cuh) block-scaled, with 256- or 128-row tiles.
-#define CUSTOM_FP8_BLOCK_SCALED_MM_CONFIG_LIST "cutlass,wave_256x128x128,wave_128x128x128,"
-constexpr int kBlockScaledMmConfigs = 3;
+// (wave_mm_sm90.cuh) block-scaled, with 256- or 128-row tiles, alone or in
+// pairs of CTAs multicasting the activations.
+#define CUSTOM_FP8_BLOCK_SCALED_MM_CONFIG_LIST \
+  "cutlass,wave_256x128x128,wave_128x128x128,wave_256x128x128_cluster2,wave_128x128x128_cluster2,"
+constexpr int kBlockScaledMmConfigs = 5;
 
 // Runs `config` (-1: the dispatch's choice).
 void block_scaled_mm_sm90_bf16(const BlockScaledMmArgs& p, int config, cudaStream_t stream);
 void block_scaled_mm_sm90_fp16(const BlockScaledMmArgs& p, int config, cudaStream_t stream);
 
-// The wave GEMM, block-scaled, in kBlockM x 128 tiles (wave_mm_sm90.cu);
-// ElementD is cutlass::bfloat16_t or cutlass::half_t.
-template <class ElementD, int kBlockM>
+// The wave GEMM, block-scaled, in kBlockM x 128 tiles, kClusterN CTAs per
+// cluster (wave_mm_sm90.cu); ElementD is cutlass::bfloat16_t or
+// cutlass::half_t.
+template <class ElementD, int kBlockM, int kClusterN>
 void run_block_wave_mm(const BlockScaledMmArgs& p, cudaStream_t stream);
 
 }  // namespace custom_fp8::sm90

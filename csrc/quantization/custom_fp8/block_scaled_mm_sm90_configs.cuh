@@ -35,8 +35,10 @@ void dispatch_block_scaled_mm(const BlockScaledMmArgs& p, int config, cudaStream
   using Runner = void (*)(const BlockScaledMmArgs&, cudaStream_t);
   // In the order of CUSTOM_FP8_BLOCK_SCALED_MM_CONFIG_LIST.
   static constexpr Runner runners[] = {&run_block_cutlass<ElementD>,
-                                       &run_block_wave_mm<ElementD, 256>,
-                                       &run_block_wave_mm<ElementD, 128>};
+                                       &run_block_wave_mm<ElementD, 256, 1>,
+                                       &run_block_wave_mm<ElementD, 128, 1>,
+                                       &run_block_wave_mm<ElementD, 256, 2>,
+                                       &run_block_wave_mm<ElementD, 128, 2>};
   static_assert(std::size(runners) == kBlockScaledMmConfigs);
   runners[config < 0 ? 0 : config](p, stream);
 }

@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(kThreads) splitk_mm_kernel(const __grid_consta
   const int steps = (k_blocks + kBlocksPerStage - 1) / kBlocksPerStage;  // the last may hold one
   auto blocks_in = [&](int step) { return min(kBlocksPerStage, k_blocks - step * kBlocksPerStage); };
 
-  init_ring(s.full, s.empty, kMathWarps);
+  init_ring(s.full, s.empty, /*producer_arrivals=*/1, kMathWarps);
 
   if (warp == kMathWarps) {
     // Producer. The weight is read once: evict it first, keep the activations.

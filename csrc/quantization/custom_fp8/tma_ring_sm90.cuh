@@ -18,15 +18,16 @@ __device__ __forceinline__ Storage& swizzle_aligned(uint8_t* smem_raw) {
                                      ~uintptr_t(1023));
 }
 
-// Thread 0 initializes the ring's barriers (one producer arrival per `full`
-// phase, consumer_warps arrivals per `empty` phase); the block waits for it.
+// Thread 0 initializes the ring's barriers (producer_arrivals per `full`
+// phase: the TMA thread's, and any loads' that arrive on it; consumer_warps
+// arrivals per `empty` phase); the block waits for it.
 template <int kStages>
 __device__ __forceinline__ void init_ring(uint64_t (&full)[kStages], uint64_t (&empty)[kStages],
-                                          int consumer_warps) {
+                                          int producer_arrivals, int consumer_warps) {
   using Barrier = cutlass::arch::ClusterTransactionBarrier;
   if (threadIdx.x == 0) {
     for (int i = 0; i < kStages; ++i) {
-      Barrier::init(&full[i], 1);
+      Barrier::init(&full[i], producer_arrivals);
       Barrier::init(&empty[i], consumer_warps);
     }
     cutlass::arch::fence_barrier_init();

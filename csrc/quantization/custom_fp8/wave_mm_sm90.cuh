@@ -20,7 +20,8 @@
 //   - per 128-deep k-block and wave, a warpgroup issues four WGMMAs into the
 //     temporary accumulator, waits for them and adds it to the wave's sums
 //     (the promotion: kBlockN / 2 FADDs per thread; block-scaled, FFMAs by
-//     the k-block's scale product, its scales loaded one k-block ahead). The
+//     the k-block's scale products, which reach shared memory with the
+//     k-block's operands: the latency of their loads is the producer's). The
 //     two warpgroups meet only at the producer's barriers, so one's promotion
 //     runs while the other's WGMMAs keep the tensor cores busy;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
@@ -28,9 +29,18 @@
 //   - one producer thread streams 128-deep k-blocks of the kBlockM activation
 //     rows and the kBlockN weight rows with TMA, 128-byte swizzled (the layout
 //     K-major WGMMA descriptors read), through a ring of 4 to 6 stages;
-//   - persistent: one CTA per SM walks the tiles (bands of group_m tiles
-//     along M, M fastest in a band, so the CTAs that run together share the
-//     band's activation rows and a few weight tiles in L2), and the producer
+//     block-scaled, a second producer warp copies each k-block's scales of
+//     the tile into the same stage (cp.async, arriving on its barrier);
+//   - in clusters of kClusterN = 2 CTAs (the *_cluster2 configurations), the
+//     two CTAs compute neighbouring tiles along N, which share their
+//     activation rows: each CTA's producer loads half of them and multicasts
+//     it to both, so L2 serves a quarter (256 x 128) to a fifth (128 x 192)
+//     fewer bytes per MMA. A stage is refilled only once the math warps of
+//     both CTAs are done with it;
+//   - persistent: one CTA (cluster) per SM (pair of SMs) walks the tiles
+//     (bands of group_m tiles along M, M fastest in a band, so the CTAs that
+//     run together share the band's activation rows and a few weight tiles in
+//     L2), and the producer
 //     loads the next tile's k-blocks while the math warpgroups write this
 //     one's out;
 //   - the epilogue applies the scales and the bias in float32 (block-scaled:
@@ -47,6 +57,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "cute/arch/cluster_sm90.hpp"
+#include "cute/arch/copy_sm80.hpp"
 #include "cute/arch/copy_sm90_desc.hpp"
 #include "cute/arch/copy_sm90_tma.hpp"
 #include "cute/arch/mma_sm90_desc.hpp"
@@ -81,20 +93,22 @@ struct Params {
   BlockScales block;   // block-scaled only
   int k_blocks;  // ceil(K / kBlockK)
   int m_tiles;   // ceil(M / kBlockM)
-  int n_tiles;   // ceil(N / kBlockN)
+  int n_tiles;   // ceil(N / (kClusterN * kBlockN)): a cluster's tiles count as one
   int group_m;   // M tiles per band of the tile order
 };
 
-// Tile `tile`'s block indices along M and N: bands of group_m M tiles, one
-// after another along M, and in a band M fastest.
+// The block indices along M and N of cluster tile `tile`'s part that the
+// CTA of cluster rank `rank` computes: bands of group_m M tiles, one after
+// another along M, and in a band M fastest.
 struct TileBlocks {
   int m, n;
 };
-__device__ __forceinline__ TileBlocks tile_blocks(const Params& p, int tile) {
+template <int kClusterN>
+__device__ __forceinline__ TileBlocks tile_blocks(const Params& p, int tile, int rank) {
   const int band_tiles = p.group_m * p.n_tiles;
   const int band = tile / band_tiles, in_band = tile % band_tiles;
   const int band_m = min(p.group_m, p.m_tiles - band * p.group_m);  // the last band may be narrower
-  return {band * p.group_m + in_band % band_m, in_band / band_m};
+  return {band * p.group_m + in_band % band_m, in_band / band_m * kClusterN + rank};
 }
 
 // 64 x kBlockN WGMMAs of e4m3 into float32.
@@ -115,6 +129,8 @@ struct alignas(1024) SharedStorage {  // 1024: the 128B-swizzle atom (8 rows x 1
   static constexpr int kStages = (200 << 10) / ((kBlockM + kBlockN) * kBlockK);
   uint8_t a[kStages][kBlockM * kBlockK];
   uint8_t b[kStages][kBlockN * kBlockK];
+  float scale_a[kStages][kBlockM];  // block-scaled: the k-block's scales of the tile's rows
+  float scale_b[kStages];           // and of its weight block
   uint64_t full[kStages];   // TMA bytes landed
   uint64_t empty[kStages];  // every math warp done with the stage
 };
@@ -164,7 +180,7 @@ __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool acc
           accumulate ? cute::SM90::GMMA::ScaleOut::One : cute::SM90::GMMA::ScaleOut::Zero);
 }
 
-template <class ElementD, int kBlockM, int kBlockN, bool kBlockScaled>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kBlockScaled>
 __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_constant__ CUtensorMap a_map,
                                                               const __grid_constant__ CUtensorMap b_map,
                                                               const Params p) {
@@ -173,10 +189,12 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   using Op = typename Mma<kBlockN>::Op;
   static_assert(kBlockM % kWaveM == 0, "whole waves");
   static_assert(!kBlockScaled || kBlockN == 128, "one weight scale block per tile and k-block");
+  static_assert(kClusterN == 1 || kClusterN == 2, "one CTA, or a pair sharing its activations");
   constexpr int kWaves = kBlockM / kWaveM;
   constexpr int kStages = Storage::kStages;
   constexpr int kAccum = kBlockN / 2;  // a 64 x kBlockN accumulator over 128 threads
-  constexpr uint32_t kStageBytes = (kBlockM + kBlockN) * kBlockK;
+  constexpr uint32_t kStageBytes = (kBlockM + kBlockN) * kBlockK;  // what lands in each CTA
+  constexpr int kSliceM = kBlockM / kClusterN;  // activation rows each CTA loads for the cluster
 
   extern __shared__ uint8_t smem_raw[];
   auto& s = swizzle_aligned<Storage>(smem_raw);
@@ -184,12 +202,17 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   const int warpgroup = __shfl_sync(0xffffffff, threadIdx.x / 128, 0);
   const bool producer = threadIdx.x == kMathWarpgroups * 128;
   const int tiles = p.m_tiles * p.n_tiles;
+  // Cluster ranks are consecutive along x: cluster c is CTAs kClusterN * c + rank.
+  const int rank = kClusterN > 1 ? static_cast<int>(cute::block_rank_in_cluster()) : 0;
+  const int first_tile = blockIdx.x / kClusterN, tile_stride = gridDim.x / kClusterN;
 
   if (producer) {
     cute::prefetch_tma_descriptor(&a_map);
     cute::prefetch_tma_descriptor(&b_map);
   }
-  init_ring(s.full, s.empty, kMathWarps);
+  init_ring(s.full, s.empty, kBlockScaled ? 1 + 32 : 1, kMathWarps * kClusterN);
+  // The peer multicasts into this CTA's stages and arrives on its barriers.
+  if constexpr (kClusterN > 1) cute::cluster_sync();
   // The activations, the scales and the bias may be the previous grid's output.
   cutlass::arch::wait_on_dependent_grids();
 
@@ -198,19 +221,56 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     // it % kStages, in the ring's (it / kStages)-th round.
     cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
     if (producer) {
-      using Load = cute::SM90_TMA_LOAD_2D;
       constexpr auto kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
       int it = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const TileBlocks blocks = tile_blocks(p, tile);
+      for (int tile = first_tile; tile < tiles; tile += tile_stride) {
+        const TileBlocks blocks = tile_blocks<kClusterN>(p, tile, rank);
         for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
           const int stage = it % kStages;
           if (it >= kStages) Barrier::wait(&s.empty[stage], (it / kStages - 1) & 1);
           Barrier::arrive_and_expect_tx(&s.full[stage], kStageBytes);
-          Load::copy(&a_map, &s.full[stage], kEvictNormal, s.a[stage], kb * kBlockK,
-                     blocks.m * kBlockM);
-          Load::copy(&b_map, &s.full[stage], kEvictNormal, s.b[stage], kb * kBlockK,
-                     blocks.n * kBlockN);
+          uint8_t* a_slice = s.a[stage] + rank * kSliceM * kBlockK;
+          const int a_row = blocks.m * kBlockM + rank * kSliceM;
+          if constexpr (kClusterN > 1)
+            cute::SM90_TMA_LOAD_MULTICAST_2D::copy(&a_map, &s.full[stage], (1 << kClusterN) - 1,
+                                                   kEvictNormal, a_slice, kb * kBlockK, a_row);
+          else
+            cute::SM90_TMA_LOAD_2D::copy(&a_map, &s.full[stage], kEvictNormal, a_slice,
+                                         kb * kBlockK, a_row);
+          cute::SM90_TMA_LOAD_2D::copy(&b_map, &s.full[stage], kEvictNormal, s.b[stage],
+                                       kb * kBlockK, blocks.n * kBlockN);
+        }
+      }
+      // The peer's math warps arrive on this CTA's `empty` barriers: its
+      // shared memory stays until the last of those arrivals has landed.
+      if constexpr (kClusterN > 1)
+        for (int last = max(it - kStages, 0); last < it; ++last)
+          Barrier::wait(&s.empty[last % kStages], (last / kStages) & 1);
+    } else if (kBlockScaled && threadIdx.x / 32 == kMathWarps + 1) {
+      // Block-scaled: the second producer warp copies the scales (cp.async),
+      // lane i those of rows i + 32j, and arrives on the stage's `full`
+      // barrier once its copies have landed. Past M and N it writes zeros
+      // (a cluster's last tile lies past N where N has an odd number of
+      // tiles), reading row 0 and weight block 0.
+      using Copy = cute::SM80_CP_ASYNC_CACHEALWAYS_ZFILL<float>;
+      const int lane = threadIdx.x % 32;
+      int it = 0;
+      for (int tile = first_tile; tile < tiles; tile += tile_stride) {
+        const TileBlocks blocks = tile_blocks<kClusterN>(p, tile, rank);
+        const bool n_in = blocks.n * kBlockN < p.out.n;
+        for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
+          const int stage = it % kStages;
+          if (it >= kStages) Barrier::wait(&s.empty[stage], (it / kStages - 1) & 1);
+#pragma unroll 1  // (the producer warpgroup has 40 registers)
+          for (int j = 0; j < kBlockM / 32; ++j) {
+            const int r = lane + 32 * j, m = blocks.m * kBlockM + r;
+            const bool m_in = m < p.out.m;
+            Copy::copy(p.block.a[kb * p.block.a_ld + (m_in ? m : 0)], s.scale_a[stage][r], m_in);
+          }
+          if (lane == 0)
+            Copy::copy(p.block.b[(n_in ? blocks.n : 0) * p.block.b_ld + kb], s.scale_b[stage],
+                       n_in);
+          cutlass::arch::cpasync_barrier_arrive_noinc(&s.full[stage]);
         }
       }
     }
@@ -225,8 +285,8 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   const int lane = threadIdx.x % 32;
   const int warp_row = warpgroup * 64 + (threadIdx.x % 128) / 32 * 16 + lane / 4;
   int it = 0;
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const TileBlocks blocks = tile_blocks(p, tile);
+  for (int tile = first_tile; tile < tiles; tile += tile_stride) {
+    const TileBlocks blocks = tile_blocks<kClusterN>(p, tile, rank);
     const int row = blocks.m * kBlockM + warp_row;
     float acc[kWaves][kAccum];
 #pragma unroll
@@ -235,33 +295,17 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
       for (int i = 0; i < kAccum; ++i) acc[v][i] = 0.f;
     float step[kAccum];  // one k-block of one wave, before its promotion
 
-    // Block-scaled: this thread's activation scales (rows row + v * 128 + 8h)
-    // and the tile's weight scale of the next k-block, loaded while this one
-    // runs.
-    float next_sa[kWaves][2], next_sb;
-    const auto load_scales = [&](int kb) {
-#pragma unroll
-      for (int v = 0; v < kWaves; ++v)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int m = row + v * kWaveM + 8 * h;
-          next_sa[v][h] = m < p.out.m ? p.block.a[kb * p.block.a_ld + m] : 0.f;
-        }
-      next_sb = p.block.b[blocks.n * p.block.b_ld + kb];
-    };
-    if constexpr (kBlockScaled) load_scales(0);
-
     for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
       const int stage = it % kStages;
-      float scale[kWaves][2];  // block-scaled: the k-block's scale products per row
+      Barrier::wait(&s.full[stage], (it / kStages) & 1);
+      float scale[kWaves][2];  // block-scaled: the k-block's scale products of rows + 8h
       if constexpr (kBlockScaled) {
 #pragma unroll
         for (int v = 0; v < kWaves; ++v)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) scale[v][h] = next_sa[v][h] * next_sb;
-        if (kb + 1 < p.k_blocks) load_scales(kb + 1);
+          for (int h = 0; h < 2; ++h)
+            scale[v][h] = s.scale_a[stage][v * kWaveM + warp_row + 8 * h] * s.scale_b[stage];
       }
-      Barrier::wait(&s.full[stage], (it / kStages) & 1);
 #pragma unroll
       for (int v = 0; v < kWaves; ++v) {
         const uint8_t* a_tile = s.a[stage] + (v * kWaveM + warpgroup * 64) * kBlockK;
@@ -277,7 +321,14 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         cute::warpgroup_wait<0>();
 #pragma unroll
         for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-        if (v == kWaves - 1 && lane == 0) Barrier::arrive(&s.empty[stage]);  // stage read
+        if (v == kWaves - 1 && lane == 0)  // stage read, in every CTA of the cluster
+#pragma unroll
+          for (int cta = 0; cta < kClusterN; ++cta) {
+            if constexpr (kClusterN > 1)
+              Barrier::arrive(&s.empty[stage], cta, 1);
+            else
+              Barrier::arrive(&s.empty[stage]);
+          }
 #pragma unroll
         for (int i = 0; i < kAccum; ++i) {  // the promotion
           if constexpr (kBlockScaled)
@@ -287,7 +338,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         }
       }
     }
-    if (tile + gridDim.x >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
+    if (tile + tile_stride >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
     // The epilogue. Its scales and bias are loaded first, all at once: one
     // round trip to L2 per tile, not one per column pair (~7 us per tile
