@@ -131,18 +131,23 @@ def test_wave_kernels(sass):
     """The wave GEMM (wave_mm_sm90.cuh), per output dtype and wave_*
     configuration of scaled_mm and block_scaled_mm: FP8 WGMMAs of 64 x the tile's N, TMA loads
     (multicast in the *_cluster2 ones), the register split between producer
-    and math warpgroups (setmaxnreg 40 / 232), PDL both ways."""
+    and math warpgroups (setmaxnreg 40 / 232), PDL both ways; the 128 x 128
+    tiles keep one batch of WGMMAs in flight while promoting the one before
+    (a wait for all but one: ptxas serializes the batches where it cannot
+    prove the promotion reads only completed accumulators)."""
     wave = {name: code for name, code in kernels(sass).items() if "wave_mm_kernel" in name}
     configs = [c for c in scaled_mm_configs() + block_scaled_mm_configs() if c.startswith("wave_")]
     assert configs and len(wave) == 2 * len(configs), sorted(wave)
     for name, code in wave.items():
         # <ElementD, kBlockM, kBlockN, kClusterN, kBlockScaled>
-        _, block_n, cluster_n = re.search(r"ELi(\d+)ELi(\d+)ELi(\d+)ELb", name).groups()
+        block_m, block_n, cluster_n = re.search(r"ELi(\d+)ELi(\d+)ELi(\d+)ELb", name).groups()
         for instruction in (f"QGMMA.64x{block_n}x32.F32.E4M3.E4M3", "UTMALDG.2D",
                             "USETMAXREG.DEALLOC.CTAPOOL 0x28", "USETMAXREG.TRY_ALLOC.CTAPOOL",
                             "ACQBULK", "PREEXIT"):
             assert instruction in code, f"no {instruction} in {name[:80]}"
         assert ("UTMALDG.2D.MULTICAST" in code) == (cluster_n == "2"), name[:80]
+        pipelined = block_m == block_n == "128"
+        assert ("WARPGROUP.DEPBAR.LE gsb0, 0x1" in code) == pipelined, name[:80]
 
 
 def test_no_kernel_spills(sass):

@@ -24,6 +24,10 @@
 //     k-block's operands: the latency of their loads is the producer's). The
 //     two warpgroups meet only at the producer's barriers, so one's promotion
 //     runs while the other's WGMMAs keep the tensor cores busy;
+//   - 128 x 128 tiles (one wave, 64 accumulator registers to spare) keep two
+//     temporary accumulators: a warpgroup issues k-block kb + 1's WGMMAs
+//     before it promotes k-block kb, so its own promotion never waits on
+//     the tensor cores either;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
 //     the math warpgroups take 232;
 //   - one producer thread streams 128-deep k-blocks of the kBlockM activation
@@ -195,6 +199,8 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   constexpr int kAccum = kBlockN / 2;  // a 64 x kBlockN accumulator over 128 threads
   constexpr uint32_t kStageBytes = (kBlockM + kBlockN) * kBlockK;  // what lands in each CTA
   constexpr int kSliceM = kBlockM / kClusterN;  // activation rows each CTA loads for the cluster
+  // One wave with room for a second temporary accumulator (3 x 64 registers).
+  constexpr bool kPipelined = kWaves == 1 && kBlockN == 128;
 
   extern __shared__ uint8_t smem_raw[];
   auto& s = swizzle_aligned<Storage>(smem_raw);
@@ -293,48 +299,105 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     for (int v = 0; v < kWaves; ++v)
 #pragma unroll
       for (int i = 0; i < kAccum; ++i) acc[v][i] = 0.f;
-    float step[kAccum];  // one k-block of one wave, before its promotion
 
-    for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
-      const int stage = it % kStages;
-      Barrier::wait(&s.full[stage], (it / kStages) & 1);
-      float scale[kWaves][2];  // block-scaled: the k-block's scale products of rows + 8h
+    // The k-block of ring slot `slot` (the CTA's slot-th) has landed.
+    const auto wait_landed = [&](int slot) {
+      Barrier::wait(&s.full[slot % kStages], (slot / kStages) & 1);
+    };
+    // Block-scaled: the k-block's scale products of rows row + v * 128 + 8h.
+    const auto scales_of = [&](int slot, int v, float (&scale)[2]) {
       if constexpr (kBlockScaled) {
+        const int stage = slot % kStages;
 #pragma unroll
-        for (int v = 0; v < kWaves; ++v)
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-            scale[v][h] = s.scale_a[stage][v * kWaveM + warp_row + 8 * h] * s.scale_b[stage];
+        for (int h = 0; h < 2; ++h)
+          scale[h] = s.scale_a[stage][v * kWaveM + warp_row + 8 * h] * s.scale_b[stage];
       }
+    };
+    // Wave v's four WGMMAs of the k-block into `step`, one batch.
+    const auto issue = [&](int slot, int v, float (&step)[kAccum]) {
+      const int stage = slot % kStages;
+      const uint8_t* a_tile = s.a[stage] + (v * kWaveM + warpgroup * 64) * kBlockK;
 #pragma unroll
-      for (int v = 0; v < kWaves; ++v) {
-        const uint8_t* a_tile = s.a[stage] + (v * kWaveM + warpgroup * 64) * kBlockK;
+      for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
+      cute::warpgroup_arrive();
 #pragma unroll
-        for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-        cute::warpgroup_arrive();
+      for (int k = 0; k < kBlockK / kMmaK; ++k)
+        mma<Op>(smem_desc(a_tile + k * kMmaK), smem_desc(s.b[stage] + k * kMmaK), step, k > 0,
+                std::make_index_sequence<kAccum>{});
+      cute::warpgroup_commit_batch();
+    };
+    // The stage is read: one arrival per math warp, in every CTA of the cluster.
+    const auto release = [&](int slot) {
+      if (lane == 0)
 #pragma unroll
-        for (int k = 0; k < kBlockK / kMmaK; ++k) {
-          mma<Op>(smem_desc(a_tile + k * kMmaK), smem_desc(s.b[stage] + k * kMmaK), step, k > 0,
-                  std::make_index_sequence<kAccum>{});
-        }
-        cute::warpgroup_commit_batch();
-        cute::warpgroup_wait<0>();
-#pragma unroll
-        for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-        if (v == kWaves - 1 && lane == 0)  // stage read, in every CTA of the cluster
-#pragma unroll
-          for (int cta = 0; cta < kClusterN; ++cta) {
-            if constexpr (kClusterN > 1)
-              Barrier::arrive(&s.empty[stage], cta, 1);
-            else
-              Barrier::arrive(&s.empty[stage]);
-          }
-#pragma unroll
-        for (int i = 0; i < kAccum; ++i) {  // the promotion
-          if constexpr (kBlockScaled)
-            acc[v][i] += step[i] * scale[v][(i / 2) % 2];
+        for (int cta = 0; cta < kClusterN; ++cta) {
+          if constexpr (kClusterN > 1)
+            Barrier::arrive(&s.empty[slot % kStages], cta, 1);
           else
-            acc[v][i] += step[i];
+            Barrier::arrive(&s.empty[slot % kStages]);
+        }
+    };
+    // The promotion of a completed batch into wave v's sums.
+    const auto promote = [&](int v, float (&step)[kAccum], const float (&scale)[2]) {
+#pragma unroll
+      for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
+#pragma unroll
+      for (int i = 0; i < kAccum; ++i) {
+        if constexpr (kBlockScaled)
+          acc[v][i] += step[i] * scale[(i / 2) % 2];
+        else
+          acc[v][i] += step[i];
+      }
+    };
+
+    if constexpr (kPipelined) {
+      // One wave, two temporary accumulators: k-block kb + 1's WGMMAs are
+      // issued before k-block kb is promoted, so this warpgroup's own
+      // promotion never leaves the tensor cores without its work. Two
+      // k-blocks per iteration keep the buffers' indices constant.
+      float step[2][kAccum], scale[2][2];
+      // k-block `slot` completes in step[b] (the next one issued into the
+      // other buffer first, when there is one).
+      const auto retire = [&](int slot, int b, bool next) {
+        if (next) {
+          wait_landed(slot + 1);
+          scales_of(slot + 1, 0, scale[1 - b]);
+          issue(slot + 1, 0, step[1 - b]);
+          cute::warpgroup_wait<1>();
+        } else {
+          cute::warpgroup_wait<0>();
+        }
+        release(slot);
+        promote(0, step[b], scale[b]);
+      };
+      wait_landed(it);
+      scales_of(it, 0, scale[0]);
+      issue(it, 0, step[0]);
+      int kb = 0;
+      for (; kb + 2 < p.k_blocks; kb += 2, it += 2) {
+        retire(it, 0, true);
+        retire(it + 1, 1, true);
+      }
+      // One or two k-blocks left, the first in flight in step[0].
+      const bool two = kb + 1 < p.k_blocks;
+      retire(it, 0, two);
+      if (two) retire(it + 1, 1, false);
+      it += two ? 2 : 1;
+    } else {
+      // One temporary accumulator that the waves share: each batch is
+      // promoted once complete, while the other warpgroup's WGMMAs run.
+      float step[kAccum];
+      for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
+        wait_landed(it);
+        float scale[kWaves][2];
+#pragma unroll
+        for (int v = 0; v < kWaves; ++v) scales_of(it, v, scale[v]);
+#pragma unroll
+        for (int v = 0; v < kWaves; ++v) {
+          issue(it, v, step);
+          cute::warpgroup_wait<0>();
+          if (v == kWaves - 1) release(it);
+          promote(v, step, scale[v]);
         }
       }
     }
