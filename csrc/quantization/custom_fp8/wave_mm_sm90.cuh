@@ -157,6 +157,15 @@ __device__ __forceinline__ uint64_t smem_desc(const uint8_t* tile) {
   return d.desc_;
 }
 
+// A float in shared memory, read as such (ld.shared): the kernel's shared
+// storage is addressed through a generic pointer, which the compiler reads
+// with slower generic loads.
+__device__ __forceinline__ float load_shared(const float* p) {
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(cute::cast_smem_ptr_to_uint(p)));
+  return v;
+}
+
 // The 4 x 4 transpose of 32-bit words within a quad of lanes: lane q (its
 // quad's q-th) holds w[u] (u < 4) and gets back {w[q] of lanes 0, 1, 2, 3}.
 __device__ __forceinline__ uint4 quad_transpose(const uint32_t (&w)[4], int q, int lane) {
@@ -304,13 +313,15 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     const auto wait_landed = [&](int slot) {
       Barrier::wait(&s.full[slot % kStages], (slot / kStages) & 1);
     };
-    // Block-scaled: the k-block's scale products of rows row + v * 128 + 8h.
-    const auto scales_of = [&](int slot, int v, float (&scale)[2]) {
+    // Block-scaled: the k-block's activation scales of rows row + v * 128 +
+    // 8h and its weight scale, read before the WGMMAs are issued.
+    const auto scales_of = [&](int slot, int v, float (&scale)[3]) {
       if constexpr (kBlockScaled) {
         const int stage = slot % kStages;
 #pragma unroll
         for (int h = 0; h < 2; ++h)
-          scale[h] = s.scale_a[stage][v * kWaveM + warp_row + 8 * h] * s.scale_b[stage];
+          scale[h] = load_shared(&s.scale_a[stage][v * kWaveM + warp_row + 8 * h]);
+        scale[2] = load_shared(&s.scale_b[stage]);
       }
     };
     // Wave v's four WGMMAs of the k-block into `step`, one batch.
@@ -337,14 +348,22 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
             Barrier::arrive(&s.empty[slot % kStages]);
         }
     };
-    // The promotion of a completed batch into wave v's sums.
-    const auto promote = [&](int v, float (&step)[kAccum], const float (&scale)[2]) {
+    // The promotion of a completed batch into wave v's sums. The scale
+    // products are formed here, after the wait (the fences): formed where
+    // the compiler would put them, among the WGMMAs, they held the batch's
+    // last WGMMA back until the scales' loads returned.
+    const auto promote = [&](int v, float (&step)[kAccum], const float (&scale)[3]) {
 #pragma unroll
       for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
+      float sa[2] = {scale[0], scale[1]}, sb = scale[2];
+      cute::warpgroup_fence_operand(sa[0]);
+      cute::warpgroup_fence_operand(sa[1]);
+      cute::warpgroup_fence_operand(sb);
+      const float product[2] = {sa[0] * sb, sa[1] * sb};
 #pragma unroll
       for (int i = 0; i < kAccum; ++i) {
         if constexpr (kBlockScaled)
-          acc[v][i] += step[i] * scale[(i / 2) % 2];
+          acc[v][i] += step[i] * product[(i / 2) % 2];
         else
           acc[v][i] += step[i];
       }
@@ -355,7 +374,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
       // issued before k-block kb is promoted, so this warpgroup's own
       // promotion never leaves the tensor cores without its work. Two
       // k-blocks per iteration keep the buffers' indices constant.
-      float step[2][kAccum], scale[2][2];
+      float step[2][kAccum], scale[2][3];
       // k-block `slot` completes in step[b] (the next one issued into the
       // other buffer first, when there is one).
       const auto retire = [&](int slot, int b, bool next) {
@@ -389,7 +408,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
       float step[kAccum];
       for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
         wait_landed(it);
-        float scale[kWaves][2];
+        float scale[kWaves][3];
 #pragma unroll
         for (int v = 0; v < kWaves; ++v) scales_of(it, v, scale[v]);
 #pragma unroll
