@@ -348,18 +348,13 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
             Barrier::arrive(&s.empty[slot % kStages]);
         }
     };
-    // The promotion of a completed batch into wave v's sums. The scale
-    // products are formed here, after the wait (the fences): formed where
-    // the compiler would put them, among the WGMMAs, they held the batch's
-    // last WGMMA back until the scales' loads returned.
+    // The promotion of a completed batch into wave v's sums. (ptxas places
+    // the scale products among the batch's WGMMAs, where they wait for the
+    // scales' loads: ld.shared keeps that wait within one WGMMA's time.)
     const auto promote = [&](int v, float (&step)[kAccum], const float (&scale)[3]) {
 #pragma unroll
       for (int i = 0; i < kAccum; ++i) cute::warpgroup_fence_operand(step[i]);
-      float sa[2] = {scale[0], scale[1]}, sb = scale[2];
-      cute::warpgroup_fence_operand(sa[0]);
-      cute::warpgroup_fence_operand(sa[1]);
-      cute::warpgroup_fence_operand(sb);
-      const float product[2] = {sa[0] * sb, sa[1] * sb};
+      const float product[2] = {scale[0] * scale[2], scale[1] * scale[2]};
 #pragma unroll
       for (int i = 0; i < kAccum; ++i) {
         if constexpr (kBlockScaled)
