@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import vllm.custom_fp8 as cf8
-from vllm.custom_fp8._library import scaled_mm_configs, splitk_config, wave_configs
+from vllm.custom_fp8._library import (block_scaled_mm_configs, scaled_mm_configs, splitk_config,
+                                      wave_configs)
 from vllm.custom_fp8.linear import ActivationScheme, fp8_linear
 
 from conftest import DEVICES, FP8, HAS_CUDA_KERNELS, activation, log_uniform, random_fp8
@@ -178,7 +179,7 @@ def _producer_calls(k, device):
 @pytest.mark.parametrize("producer", ["per_token", "static", "rms_norm_per_token",
                                       "silu_and_mul_per_token"])
 @pytest.mark.parametrize("m", [1, 16, 64, 200, 4096])
-@pytest.mark.parametrize("gemm", ["dispatch", "splitk", "wave"])
+@pytest.mark.parametrize("gemm", ["dispatch", "splitk", "wave", "wave_cluster2"])
 def test_gemm_waits_for_its_producer(producer, m, gemm):
     """PDL: each GEMM may start while the producer before it still runs, and
     must wait for it before reading. A chain of layers that reuse one code and
@@ -187,10 +188,11 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
     tiles before its wait): a GEMM that read early would see the previous
     layer's codes. Every output equals the same layer run with the GPU idle
     between producer and GEMM. The wave GEMM's producer thread waits before
-    its first load."""
+    its first load, alone and in a cluster of two."""
     if gemm == "splitk" and m > 64:
         pytest.skip("the split-K kernel serves decode")
-    config = {"dispatch": -1, "splitk": splitk_config(m), "wave": wave_configs()[0]}[gemm]
+    config = (-1 if gemm == "dispatch" else splitk_config(m) if gemm == "splitk"
+              else _wave_config(False, gemm))
     k, n, layers = 4096, 2048, 6
     w = random_fp8(n, k, "cuda", seed=3).t()
     sw = log_uniform((n,), 1e-3, 1e-1, "cuda")
@@ -201,6 +203,14 @@ def test_gemm_waits_for_its_producer(producer, m, gemm):
     scale_a = s[:1] if producer == "static" else s  # what the GEMM reads
     assert_layer_chain_ordered(xs, (m, n), lambda x: produce(x, q, s),
                                lambda y: ops.scaled_mm(y, q, w, scale_a, sw, None, config))
+
+
+def _wave_config(block_scaled, kind):
+    """The first wave configuration's id, of a cluster of two CTAs where kind
+    is wave_cluster2."""
+    names = block_scaled_mm_configs() if block_scaled else scaled_mm_configs()
+    return next(i for i in wave_configs(block_scaled)
+                if names[i].endswith("_cluster2") == (kind == "wave_cluster2"))
 
 
 def assert_layer_chain_ordered(xs, out_shape, produce, gemm):
@@ -235,12 +245,12 @@ def assert_layer_chain_ordered(xs, out_shape, produce, gemm):
 
 @pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="needs a GPU")
 @pytest.mark.parametrize("m", [1, 200, 4096])
-@pytest.mark.parametrize("gemm", ["dispatch", "wave"])
+@pytest.mark.parametrize("gemm", ["dispatch", "wave", "wave_cluster2"])
 def test_block_gemm_waits_for_its_producer(m, gemm):
     """The same PDL ordering for the block-scaled GEMM after the group quant:
-    the wave GEMM's math warpgroups read the group scales themselves, one
-    k-block ahead, after their wait."""
-    config = {"dispatch": -1, "wave": wave_configs(True)[0]}[gemm]
+    the wave GEMM's second producer warp copies the group scales, after its
+    wait."""
+    config = -1 if gemm == "dispatch" else _wave_config(True, gemm)
     k, n, layers = 4096, 2048, 6
     w = random_fp8(n, k, "cuda", seed=3).t()
     sw = log_uniform((n // 128, k // 128), 1e-3, 1e-1, "cuda").t()  # weight_scale_inv.t()
