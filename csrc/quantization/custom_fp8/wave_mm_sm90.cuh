@@ -23,7 +23,8 @@
 //     the k-block's scale products, which reach shared memory with the
 //     k-block's operands: the latency of their loads is the producer's). The
 //     two warpgroups meet only at the producer's barriers, so one's promotion
-//     runs while the other's WGMMAs keep the tensor cores busy;
+//     can run while the other's WGMMAs keep the tensor cores busy (left
+//     alone they fall into step: see the two schedules below);
 //   - 128 x 128 tiles (one wave, 64 accumulator registers to spare) keep two
 //     temporary accumulators: a warpgroup issues k-block kb + 1's WGMMAs
 //     before it promotes k-block kb, so its own promotion never waits on
@@ -45,10 +46,9 @@
 //     both CTAs are done with it;
 //   - persistent: one CTA (cluster) per SM (pair of SMs) walks the tiles
 //     (bands of group_m tiles along M, M fastest in a band, so the CTAs that
-//     run together share the band's activation rows and a few weight tiles in
-//     L2), and the producer
-//     loads the next tile's k-blocks while the math warpgroups write this
-//     one's out;
+//     run together share the band's activation rows and a few weight tiles
+//     in L2), and the producer loads the next tile's k-blocks while the math
+//     warpgroups write this one's out;
 //   - the epilogue applies the scales and the bias in float32 (block-scaled:
 //     applied at the promotions already) and rounds once, from the
 //     accumulators straight to global memory;
