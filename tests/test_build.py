@@ -53,7 +53,8 @@ def test_dispatch_names_compiled_configs():
     """The dispatch fails at run time on a configuration the library lacks:
     every choice of each GPU's tuned table and of the analytic model (the
     names in scaled_mm_dispatch.cu) must be one it compiled."""
-    analytic = re.findall(r'"((?:swap|tile|splitk)_\w+)"', (SRC / "scaled_mm_dispatch.cu").read_text())
+    analytic = re.findall(r'"((?:swap|tile|splitk|wave)_\w+)"',
+                          (SRC / "scaled_mm_dispatch.cu").read_text())
     assert analytic, "no configuration names found in scaled_mm_dispatch.cu"
     choices = {"analytic model": set(analytic)}
     for table in sorted((SRC / "tuned").glob("scaled_mm_*.json")):

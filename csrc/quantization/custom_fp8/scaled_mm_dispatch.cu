@@ -77,16 +77,23 @@ int tuned_config(const TunedTable& table, int64_t m, int64_t n, int64_t k) {
 }
 
 // The analytic model, for shapes and GPUs without a tuned entry. Fitted to
-// the tuned tables: by their timings its choices are within 0.4% (H100) and
-// 1.4% (H200) of the tuned ones (geometric mean over their 240 (N, K, M)
-// points; the model that preceded it was 21% / 26% slower, mostly at
-// M <= 256); timed again on the H200, 3.4% (benchmarks/results/tune_h200_130d1fd.json).
+// the tuned tables: by their timings its choices were within 0.4% (H100) and
+// 1.4% (H200) of the tuned ones before the wave GEMM (geometric mean over
+// their 240 (N, K, M) points; the model that preceded it was 21% / 26%
+// slower, mostly at M <= 256); timed again on the H200, 3.4%
+// (benchmarks/results/tune_h200_130d1fd.json). By the H100 table of 30ddc8c
+// (M >= 128), 7.0% slower than the tuned choices without its wave rule,
+// 3.5% with it.
 //  - M <= 64, and M <= 128 while the 64-wide weight tiles fit one wave:
 //    swap-AB, data-parallel, 256-deep k-tiles; faster than stream-K even when
 //    the tiles leave SMs idle (N = 2304: 36 tiles, 132 SMs);
 //  - M <= 128 otherwise: 64 x 128 pingpong tiles;
 //  - M <= 256 while 128-wide weight tiles x 64 tokens fit one wave: swap-AB
 //    stream-K;
+//  - M > 1024 and N >= 2048: the wave GEMM's 128 x 128 tiles in pairs of
+//    CTAs (wave_128x128x128_cluster2), 1.07x the CUTLASS tiles below on the
+//    H100 (0.94-1.21x over the 64 points at M = 2048-16384 of the 16
+//    projection shapes, N = 2304-37888; at M = 1024 0.99x, so no lower);
 //  - else 128 x 128 tiles, stream-K when data-parallel waves would leave a
 //    third of the SM slots idle (tiles / (waves * SMs) < 2/3).
 // No *_promote512 variant: a longer promotion is taken only where a table
@@ -98,6 +105,7 @@ int analytic_config(int64_t m, int64_t n, int64_t sms) {
   if (m <= 128) return config_id("tile_64x128x128_pingpong_promote256");
   if (m <= 256 && cdiv(m, 64) * cdiv(n, 128) <= sms)
     return config_id("swap_128x64x128_streamk_promote256");
+  if (m > 1024 && n >= 2048) return config_id("wave_128x128x128_cluster2");
   const int64_t tiles = cdiv(m, 128) * cdiv(n, 128);
   const int64_t slots = cdiv(tiles, sms) * sms;
   return config_id(3 * tiles < 2 * slots ? "tile_128x128x128_streamk_promote256"
