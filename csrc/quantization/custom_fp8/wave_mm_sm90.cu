@@ -20,29 +20,25 @@ static_assert(wave::kBlockK == kTmaBoxK, "a k-block is one TMA box");
 
 // Clusters of `cluster` CTAs of `kernel` the current GPU runs at once: one CTA
 // fills an SM, and a cluster's CTAs share a GPC, so with clusters of two a
-// GPC of an odd number of SMs leaves one idle. Asked once per kernel (the
-// driver's answer depends on the kernel's resources only).
+// GPC of an odd number of SMs leaves one idle.
 template <class Kernel>
 int64_t max_active_clusters(Kernel kernel, int threads, int smem, int cluster) {
   if (cluster == 1) return device_sms();
-  static const int64_t clusters = [&] {
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim = {static_cast<unsigned>(cluster), 1, 1};
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(cluster);
-    config.blockDim = dim3(threads);
-    config.dynamicSmemBytes = smem;
-    config.attrs = &attr;
-    config.numAttrs = 1;
-    int n = 0;
-    const cudaError_t status = cudaOccupancyMaxActiveClusters(&n, kernel, &config);
-    STD_TORCH_CHECK(status == cudaSuccess && n > 0, "custom_fp8: the wave GEMM's clusters of ",
-                    cluster, " do not fit the GPU (", cudaGetErrorString(status), ")");
-    return static_cast<int64_t>(n);
-  }();
-  return clusters;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim = {static_cast<unsigned>(cluster), 1, 1};
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(cluster);
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = smem;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  int n = 0;
+  const cudaError_t status = cudaOccupancyMaxActiveClusters(&n, kernel, &config);
+  STD_TORCH_CHECK(status == cudaSuccess && n > 0, "custom_fp8: the wave GEMM's clusters of ",
+                  cluster, " do not fit the GPU (", cudaGetErrorString(status), ")");
+  return static_cast<int64_t>(n);
 }
 
 // Launches the wave GEMM on [M, K] x [N, K]^T (both K-major, row strides lda
@@ -67,8 +63,13 @@ void launch_wave_mm(const void* a, const void* b, int64_t k, int64_t lda, int64_
   const CUtensorMap a_map = k_major_tensor_map(a, out.m, k, lda, kBlockM / kClusterN);
   const CUtensorMap b_map = k_major_tensor_map(b, out.n, k, ldb, kBlockN);
 
-  const int64_t clusters = std::min(
-      m_tiles * n_tiles, max_active_clusters(kernel, wave::kThreads, kSmem, kClusterN));
+  // Asked once per kernel and process (the kernel's resources decide the
+  // driver's answer; processes drive one GPU model): a static of this
+  // instantiation, not of max_active_clusters, whose template every wave
+  // kernel shares (one signature).
+  static const int64_t max_clusters =
+      max_active_clusters(kernel, wave::kThreads, kSmem, kClusterN);
+  const int64_t clusters = std::min(m_tiles * n_tiles, max_clusters);
   launch_own_gemm("wave GEMM", kernel, dim3(static_cast<unsigned>(clusters * kClusterN)),
                   wave::kThreads, kSmem, kClusterN > 1 ? kClusterN : 0, stream, a_map, b_map,
                   params);
