@@ -43,13 +43,15 @@ int64_t max_active_clusters(Kernel kernel, int threads, int smem, int cluster) {
 
 // Launches the wave GEMM on [M, K] x [N, K]^T (both K-major, row strides lda
 // and ldb bytes) into `out`, with `block` scales when kBlockScaled.
-template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kBlockScaled>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kOrdered,
+          bool kBlockScaled>
 void launch_wave_mm(const void* a, const void* b, int64_t k, int64_t lda, int64_t ldb,
                     const ScaledOutput& out, const wave::BlockScales& block,
                     cudaStream_t stream) {
   constexpr int64_t kBandBytes = 24 << 20;
   constexpr int kSmem = wave::kSmemBytes<kBlockM, kBlockN>;
-  const auto kernel = &wave::wave_mm_kernel<ElementD, kBlockM, kBlockN, kClusterN, kBlockScaled>;
+  const auto kernel =
+      &wave::wave_mm_kernel<ElementD, kBlockM, kBlockN, kClusterN, kOrdered, kBlockScaled>;
   // Tiles in the scheduler's units: a cluster's kClusterN tiles along N count as one.
   const int64_t m_tiles = cdiv(out.m, kBlockM), n_tiles = cdiv(out.n, kClusterN * kBlockN);
   const int64_t group_m = std::clamp<int64_t>(kBandBytes / (kBlockM * k), 1, m_tiles);
@@ -75,10 +77,10 @@ void launch_wave_mm(const void* a, const void* b, int64_t k, int64_t lda, int64_
                   params);
 }
 
-template <class ElementD, int kBlockM, int kBlockN, int kClusterN>
+template <class ElementD, class Config>
 void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream) {
-  launch_wave_mm<ElementD, kBlockM, kBlockN, kClusterN, false>(p.a, p.b, p.k, p.lda, p.ldb,
-                                                               scaled_output(p), {}, stream);
+  launch_wave_mm<ElementD, Config::kBlockM, Config::kBlockN, Config::kClusterN, Config::kOrdered,
+                 false>(p.a, p.b, p.k, p.lda, p.ldb, scaled_output(p), {}, stream);
 }
 
 template <class ElementD, int kBlockM, int kClusterN>
@@ -87,18 +89,15 @@ void run_block_wave_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
   out.out = p.out;
   out.m = static_cast<int>(p.m);
   out.n = static_cast<int>(p.n);
-  launch_wave_mm<ElementD, kBlockM, 128, kClusterN, true>(
+  launch_wave_mm<ElementD, kBlockM, 128, kClusterN, /*kOrdered=*/false, true>(
       p.a, p.b, p.k, p.lda, p.ldb, out, {p.scale_a, p.scale_b, p.scale_a_ld, p.scale_b_ld},
       stream);
 }
 
-#define CUSTOM_FP8_INSTANTIATE(name)                                                \
-  template void run_wave_mm<cutlass::bfloat16_t, configs::name::kBlockM,            \
-                            configs::name::kBlockN, configs::name::kClusterN>(      \
-      const ScaledMmArgs&, cudaStream_t);                                           \
-  template void run_wave_mm<cutlass::half_t, configs::name::kBlockM,                \
-                            configs::name::kBlockN, configs::name::kClusterN>(      \
-      const ScaledMmArgs&, cudaStream_t);
+#define CUSTOM_FP8_INSTANTIATE(name)                                                          \
+  template void run_wave_mm<cutlass::bfloat16_t, configs::name>(const ScaledMmArgs&,          \
+                                                                 cudaStream_t);               \
+  template void run_wave_mm<cutlass::half_t, configs::name>(const ScaledMmArgs&, cudaStream_t);
 CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_INSTANTIATE)
 #undef CUSTOM_FP8_INSTANTIATE
 #define CUSTOM_FP8_INSTANTIATE(ElementD)                                                   \

@@ -24,12 +24,13 @@
 //     k-block's operands: the latency of their loads is the producer's). The
 //     two warpgroups meet only at the producer's barriers, so one's promotion
 //     can run while the other's WGMMAs keep the tensor cores busy (left
-//     alone they fall into step, released by the same stage, and promote at
-//     the same time: docs/performance.md, "Compute-bound M");
+//     alone they fall into step: see the two schedules below);
 //   - 128 x 128 tiles (one wave, 64 accumulator registers to spare) keep two
 //     temporary accumulators: a warpgroup issues k-block kb + 1's WGMMAs
 //     before it promotes k-block kb, so its own promotion never waits on
-//     the tensor cores either;
+//     the tensor cores either; the other tiles can have their two
+//     warpgroups take turns issuing (kOrdered: *_ordered configurations),
+//     so that one's promotion always runs under the other's WGMMAs;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
 //     the math warpgroups take 232;
 //   - one producer thread streams 128-deep k-blocks of the kBlockM activation
@@ -194,7 +195,8 @@ __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool acc
           accumulate ? cute::SM90::GMMA::ScaleOut::One : cute::SM90::GMMA::ScaleOut::Zero);
 }
 
-template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kBlockScaled>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kOrdered,
+          bool kBlockScaled>
 __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_constant__ CUtensorMap a_map,
                                                               const __grid_constant__ CUtensorMap b_map,
                                                               const Params p) {
@@ -211,6 +213,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   constexpr int kSliceM = kBlockM / kClusterN;  // activation rows each CTA loads for the cluster
   // One wave with room for a second temporary accumulator (3 x 64 registers).
   constexpr bool kPipelined = kWaves == 1 && kBlockN == 128;
+  static_assert(!(kOrdered && kPipelined), "a pipelined warpgroup keeps its own MMAs queued");
 
   extern __shared__ uint8_t smem_raw[];
   auto& s = swizzle_aligned<Storage>(smem_raw);
@@ -401,6 +404,13 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     } else {
       // One temporary accumulator that the waves share: each batch is
       // promoted once complete, while the other warpgroup's WGMMAs run.
+      // Left alone, the two warpgroups fall into step (released by the same
+      // stage, their batches interleave on the tensor cores, finish
+      // together, and both promote while the tensor cores wait); kOrdered
+      // makes them issue in turn, warpgroup 0 first, through two named
+      // barriers (turn w: warpgroup w may issue; 256 threads each).
+      using cutlass::arch::NamedBarrier;
+      const bool last_tile = tile + tile_stride >= tiles;
       float step[kAccum];
       for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
         wait_landed(it);
@@ -409,7 +419,12 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int v = 0; v < kWaves; ++v) scales_of(it, v, scale[v]);
 #pragma unroll
         for (int v = 0; v < kWaves; ++v) {
+          // Warpgroup 0's first batch needs no turn, warpgroup 1's last passes none.
+          const bool first = it == 0 && v == 0;
+          const bool last = last_tile && kb == p.k_blocks - 1 && v == kWaves - 1;
+          if (kOrdered && !(warpgroup == 0 && first)) NamedBarrier::sync(256, warpgroup);
           issue(it, v, step);
+          if (kOrdered && !(warpgroup == 1 && last)) NamedBarrier::arrive(256, 1 - warpgroup);
           cute::warpgroup_wait<0>();
           if (v == kWaves - 1) release(it);
           promote(v, step, scale[v]);
