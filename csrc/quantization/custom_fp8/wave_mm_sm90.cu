@@ -83,13 +83,14 @@ void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream) {
                  false>(p.a, p.b, p.k, p.lda, p.ldb, scaled_output(p), {}, stream);
 }
 
-template <class ElementD, int kBlockM, int kClusterN>
+template <class ElementD, class Config>
 void run_block_wave_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
+  static_assert(Config::kBlockN == 128, "one weight-scale block per tile");
   ScaledOutput out{};
   out.out = p.out;
   out.m = static_cast<int>(p.m);
   out.n = static_cast<int>(p.n);
-  launch_wave_mm<ElementD, kBlockM, 128, kClusterN, /*kOrdered=*/false, true>(
+  launch_wave_mm<ElementD, Config::kBlockM, 128, Config::kClusterN, Config::kOrdered, true>(
       p.a, p.b, p.k, p.lda, p.ldb, out, {p.scale_a, p.scale_b, p.scale_a_ld, p.scale_b_ld},
       stream);
 }
@@ -100,13 +101,12 @@ void run_block_wave_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
   template void run_wave_mm<cutlass::half_t, configs::name>(const ScaledMmArgs&, cudaStream_t);
 CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_INSTANTIATE)
 #undef CUSTOM_FP8_INSTANTIATE
-#define CUSTOM_FP8_INSTANTIATE(ElementD)                                                   \
-  template void run_block_wave_mm<ElementD, 256, 1>(const BlockScaledMmArgs&, cudaStream_t); \
-  template void run_block_wave_mm<ElementD, 128, 1>(const BlockScaledMmArgs&, cudaStream_t); \
-  template void run_block_wave_mm<ElementD, 256, 2>(const BlockScaledMmArgs&, cudaStream_t); \
-  template void run_block_wave_mm<ElementD, 128, 2>(const BlockScaledMmArgs&, cudaStream_t);
-CUSTOM_FP8_INSTANTIATE(cutlass::bfloat16_t)
-CUSTOM_FP8_INSTANTIATE(cutlass::half_t)
+#define CUSTOM_FP8_INSTANTIATE(name)                                                           \
+  template void run_block_wave_mm<cutlass::bfloat16_t, configs::name>(const BlockScaledMmArgs&, \
+                                                                       cudaStream_t);            \
+  template void run_block_wave_mm<cutlass::half_t, configs::name>(const BlockScaledMmArgs&,     \
+                                                                   cudaStream_t);
+CUSTOM_FP8_BLOCK_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_INSTANTIATE)
 #undef CUSTOM_FP8_INSTANTIATE
 
 }  // namespace custom_fp8::sm90
