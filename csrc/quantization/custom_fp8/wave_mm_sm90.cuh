@@ -139,6 +139,13 @@ struct alignas(1024) SharedStorage {  // 1024: the 128B-swizzle atom (8 rows x 1
   float scale_b[kStages];           // and of its weight block
   uint64_t full[kStages];   // TMA bytes landed
   uint64_t empty[kStages];  // every math warp done with the stage
+  // Per-token and per-tensor scales: the epilogue's scales and bias of the
+  // CTA's i-th tile, in float32, in buffer i % 2.
+  float out_scale_a[2][kBlockM];
+  float out_scale_b[2][kBlockN];
+  float out_bias[2][kBlockN];
+  uint64_t out_full[2];   // the copy warp's 32 lanes wrote the buffer
+  uint64_t out_empty[2];  // every math warp read it
 };
 
 template <int kBlockM, int kBlockN>
@@ -229,7 +236,13 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     cute::prefetch_tma_descriptor(&a_map);
     cute::prefetch_tma_descriptor(&b_map);
   }
-  init_ring(s.full, s.empty, kBlockScaled ? 1 + 32 : 1, kMathWarps * kClusterN);
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      Barrier::init(&s.out_full[b], 32);
+      Barrier::init(&s.out_empty[b], kMathWarps);
+    }
+  init_ring(s.full, s.empty, kBlockScaled ? 1 + 32 : 1, kMathWarps * kClusterN);  // fences both
   // The peer multicasts into this CTA's stages and arrives on its barriers.
   if constexpr (kClusterN > 1) cute::cluster_sync();
   // The activations, the scales and the bias may be the previous grid's output.
@@ -266,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int last = max(it - kStages, 0); last < it; ++last)
           Barrier::wait(&s.empty[last % kStages], (last / kStages) & 1);
     } else if (kBlockScaled && threadIdx.x / 32 == kMathWarps + 1) {
-      // Block-scaled: the second producer warp copies the scales (cp.async),
+      // Block-scaled: the second producer warp copies the k-blocks' scales (cp.async),
       // lane i those of rows i + 32j, and arrives on the stage's `full`
       // barrier once its copies have landed. Past M and N it writes zeros
       // (a cluster's last tile lies past N where N has an odd number of
@@ -291,6 +304,38 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
                        n_in);
           cutlass::arch::cpasync_barrier_arrive_noinc(&s.full[stage]);
         }
+      }
+    } else if (!kBlockScaled && threadIdx.x / 32 == kMathWarps + 1) {
+      // Otherwise it copies each tile's epilogue scales and bias, lane i
+      // rows and columns i + 32j, one round trip to L2 a tile and a tile
+      // ahead: the epilogue reads them from shared memory (when the math
+      // warps loaded them, the epilogue waited ~1 us for L2 with the tensor
+      // cores idle). Past M and N: zeros.
+      const int lane = threadIdx.x % 32;
+      for (int tile = first_tile, i = 0; tile < tiles; tile += tile_stride, ++i) {
+        const TileBlocks blocks = tile_blocks<kClusterN>(p, tile, rank);
+        const int buf = i % 2;
+        if (i >= 2) Barrier::wait(&s.out_empty[buf], (i / 2 - 1) & 1);
+        float sa[kBlockM / 32], sb[kBlockN / 32], bias[kBlockN / 32];
+#pragma unroll
+        for (int j = 0; j < kBlockM / 32; ++j) {
+          const int m = blocks.m * kBlockM + lane + 32 * j;
+          sa[j] = m < p.out.m ? p.out.scale_a_of(m) : 0.f;
+        }
+#pragma unroll
+        for (int j = 0; j < kBlockN / 32; ++j) {
+          const int n = blocks.n * kBlockN + lane + 32 * j;
+          sb[j] = n < p.out.n ? p.out.scale_b_of(n) : 0.f;
+          bias[j] = n < p.out.n ? p.out.bias_of<ElementD>(n) : 0.f;
+        }
+#pragma unroll
+        for (int j = 0; j < kBlockM / 32; ++j) s.out_scale_a[buf][lane + 32 * j] = sa[j];
+#pragma unroll
+        for (int j = 0; j < kBlockN / 32; ++j) {
+          s.out_scale_b[buf][lane + 32 * j] = sb[j];
+          s.out_bias[buf][lane + 32 * j] = bias[j];
+        }
+        Barrier::arrive(&s.out_full[buf]);
       }
     }
     return;
@@ -433,46 +478,34 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     }
     if (tile + tile_stride >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
-    // The epilogue. Its scales and bias are loaded first, all at once: one
-    // round trip to L2 per tile, not one per column pair (~7 us per tile
-    // when each load waited for the last). Then per 32 columns: the four
-    // lanes of a quad hold one row's 16 pairs of columns 8u + 2q (+ 1)
-    // (u < 4, q = lane % 4); a transpose within the quad gives lane q the 8
-    // columns 8q..8q + 7, one 16-byte store (N % 16 == 0: all in or all
-    // out). Every lane shuffles, stores are guarded.
+    // The epilogue, with the scales and bias of the tile from shared memory
+    // (block-scaled: none). Per 32 columns: the four lanes of a quad hold
+    // one row's 16 pairs of columns 8u + 2q (+ 1) (u < 4, q = lane % 4); a
+    // transpose within the quad gives lane q the 8 columns 8q..8q + 7, one
+    // 16-byte store (N % 16 == 0: all in or all out). Every lane shuffles,
+    // stores are guarded.
     const int q = lane % 4;
-    float sa[kWaves][2], sb[kBlockN / 8][2], bias[kBlockN / 8][2];
+    const int buf = (tile - first_tile) / tile_stride % 2;
+    if constexpr (!kBlockScaled)
+      Barrier::wait(&s.out_full[buf], (tile - first_tile) / tile_stride / 2 & 1);
+    float sa[kWaves][2];
 #pragma unroll
     for (int v = 0; v < kWaves; ++v)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int m = row + v * kWaveM + 8 * h;
-        sa[v][h] = kBlockScaled ? 1.f : m < p.out.m ? p.out.scale_a_of(m) : 0.f;
-      }
-    const bool with_bias = !kBlockScaled && p.out.bias != nullptr;  // one branch, not one per load
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j)
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int n = blocks.n * kBlockN + 8 * j + 2 * q + c;
-        sb[j][c] = kBlockScaled ? 1.f : n < p.out.n ? p.out.scale_b_of(n) : 0.f;
-        bias[j][c] = 0.f;
-      }
-    if (with_bias) {
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int n = blocks.n * kBlockN + 8 * j + 2 * q + c;
-          if (n < p.out.n) bias[j][c] = p.out.bias_of<ElementD>(n);
-        }
-    }
+      for (int h = 0; h < 2; ++h)
+        sa[v][h] = kBlockScaled ? 1.f : load_shared(&s.out_scale_a[buf][warp_row + v * kWaveM + 8 * h]);
 #pragma unroll
     for (int t = 0; t < kBlockN / 32; ++t) {
       uint32_t pairs[kWaves][2][4];  // [wave][row + 8h][u]: two rounded outputs each
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int j = 4 * t + u;
+        float sb[2], bias[2];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          sb[c] = kBlockScaled ? 1.f : load_shared(&s.out_scale_b[buf][8 * j + 2 * q + c]);
+          bias[c] = kBlockScaled ? 0.f : load_shared(&s.out_bias[buf][8 * j + 2 * q + c]);
+        }
 #pragma unroll
         for (int v = 0; v < kWaves; ++v)
 #pragma unroll
@@ -480,7 +513,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
             alignas(4) ElementD o[2];
 #pragma unroll
             for (int c = 0; c < 2; ++c)
-              o[c] = ElementD(sa[v][h] * (sb[j][c] * acc[v][4 * j + 2 * h + c]) + bias[j][c]);
+              o[c] = ElementD(sa[v][h] * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
             pairs[v][h][u] = *reinterpret_cast<const uint32_t*>(o);
           }
       }
@@ -493,6 +526,10 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
           if (m < p.out.m && n < p.out.n)
             *reinterpret_cast<uint4*>(p.out.at<ElementD>(m, n)) = cols;
         }
+    }
+    if constexpr (!kBlockScaled) {
+      __syncwarp();  // the warp's lanes have read the buffer
+      if (lane == 0) Barrier::arrive(&s.out_empty[buf]);
     }
   }
 }
