@@ -51,7 +51,8 @@
 //     warpgroups write this one's out;
 //   - the epilogue applies the scales and the bias in float32 (block-scaled:
 //     applied at the promotions already) and rounds once, from the
-//     accumulators straight to global memory;
+//     accumulators straight to global memory; a second producer warp copies
+//     each tile's scales and bias into shared memory a tile ahead;
 //   - PDL: every thread waits for the grid it depends on (the activations,
 //     the scales, the bias) before its first read, and the math warpgroups
 //     let the next grid launch after their last MMA.
