@@ -135,16 +135,13 @@ def test_wave_kernels(sass):
     and math warpgroups (setmaxnreg 40 / 232), PDL both ways; the 128 x 128
     tiles keep one batch of WGMMAs in flight while promoting the one before
     (a wait for all but one: ptxas serializes the batches where it cannot
-    prove the promotion reads only completed accumulators); the *_ordered
-    ones pass the turn between the math warpgroups (a named barrier's
-    arrive)."""
+    prove the promotion reads only completed accumulators)."""
     wave = {name: code for name, code in kernels(sass).items() if "wave_mm_kernel" in name}
     configs = [c for c in scaled_mm_configs() + block_scaled_mm_configs() if c.startswith("wave_")]
     assert configs and len(wave) == 2 * len(configs), sorted(wave)
     for name, code in wave.items():
-        # <ElementD, kBlockM, kBlockN, kClusterN, kOrdered, kBlockScaled>
-        block_m, block_n, cluster_n, ordered = re.search(
-            r"ELi(\d+)ELi(\d+)ELi(\d+)ELb(\d)ELb", name).groups()
+        # <ElementD, kBlockM, kBlockN, kClusterN, kBlockScaled>
+        block_m, block_n, cluster_n = re.search(r"ELi(\d+)ELi(\d+)ELi(\d+)ELb", name).groups()
         for instruction in (f"QGMMA.64x{block_n}x32.F32.E4M3.E4M3", "UTMALDG.2D",
                             "USETMAXREG.DEALLOC.CTAPOOL 0x28", "USETMAXREG.TRY_ALLOC.CTAPOOL",
                             "ACQBULK", "PREEXIT"):
@@ -152,7 +149,6 @@ def test_wave_kernels(sass):
         assert ("UTMALDG.2D.MULTICAST" in code) == (cluster_n == "2"), name[:80]
         pipelined = block_m == block_n == "128"
         assert ("WARPGROUP.DEPBAR.LE gsb0, 0x1" in code) == pipelined, name[:80]
-        assert ("BAR.ARV" in code) == (ordered == "1"), name[:80]
 
 
 def test_no_kernel_spills(sass):

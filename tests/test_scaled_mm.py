@@ -130,20 +130,6 @@ def test_wave_model_shapes(config, name, n, k, m):
                   config=config)
 
 
-@pytest.mark.skipif(not (HAS_CUDA_KERNELS and cf8.CUDA_BACKEND == "cuda"),
-                    reason="needs the sm_90a library on a GPU")
-@pytest.mark.parametrize("config", wave_configs() if EXTENSION_PATH.exists() else [])
-@pytest.mark.parametrize("a_mode,b_mode", SCALE_MODES)
-@pytest.mark.parametrize("with_bias", [False, True])
-def test_wave_scale_modes(config, a_mode, b_mode, with_bias):
-    """The wave GEMM's epilogue takes its scales and bias from shared memory,
-    where a producer warp copies them a tile ahead: every scale mode, with
-    and without a bias, over tiles past M and N and more tiles than SMs (the
-    copy's two buffers reused)."""
-    run_and_check(1000, 16016, 256, "cuda", a_mode, b_mode, with_bias, torch.float16,
-                  seed=len(a_mode) + 3 * with_bias, config=config)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_strided_operands(device):
     """a with a row stride > K, b a view of a wider weight (ldb > K)."""

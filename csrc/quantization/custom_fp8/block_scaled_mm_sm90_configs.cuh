@@ -6,7 +6,6 @@
 #include <iterator>
 
 #include "block_scaled_mm_sm90.cuh"
-#include "scaled_mm_sm90.h"
 
 namespace custom_fp8::sm90 {
 
@@ -35,11 +34,11 @@ template <class ElementD>
 void dispatch_block_scaled_mm(const BlockScaledMmArgs& p, int config, cudaStream_t stream) {
   using Runner = void (*)(const BlockScaledMmArgs&, cudaStream_t);
   // In the order of CUSTOM_FP8_BLOCK_SCALED_MM_CONFIG_LIST.
-#define CUSTOM_FP8_BLOCK_WAVE_RUNNER(name) &run_block_wave_mm<ElementD, configs::name>,
-  static constexpr Runner runners[] = {
-      &run_block_cutlass<ElementD>,
-      CUSTOM_FP8_BLOCK_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_BLOCK_WAVE_RUNNER)};
-#undef CUSTOM_FP8_BLOCK_WAVE_RUNNER
+  static constexpr Runner runners[] = {&run_block_cutlass<ElementD>,
+                                       &run_block_wave_mm<ElementD, 256, 1>,
+                                       &run_block_wave_mm<ElementD, 128, 1>,
+                                       &run_block_wave_mm<ElementD, 256, 2>,
+                                       &run_block_wave_mm<ElementD, 128, 2>};
   static_assert(std::size(runners) == kBlockScaledMmConfigs);
   runners[config < 0 ? 0 : config](p, stream);
 }

@@ -37,9 +37,8 @@ struct ScaledMmArgs {
 // wave_BxNx128: our own main loop for compute-bound M (wave_mm_sm90.cuh),
 // B tokens x N weight rows per CTA in 128-row waves, promotion every 128 of K
 // overlapped with the other warpgroup's MMAs; *_cluster2: in pairs of CTAs
-// that multicast their shared activation rows; *_ordered: the two
-// warpgroups issue their MMAs in turn. Ours come last, so the CUTLASS
-// configurations keep their ids.
+// that multicast their shared activation rows. Ours come last, so the
+// CUTLASS configurations keep their ids.
 #define CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) \
   X(swap_64x16x256)                         \
   X(swap_64x32x256)                         \
@@ -72,9 +71,7 @@ struct ScaledMmArgs {
   X(wave_128x128x128)                       \
   X(wave_256x128x128_cluster2)              \
   X(wave_128x192x128_cluster2)              \
-  X(wave_128x128x128_cluster2)              \
-  X(wave_256x128x128_ordered)               \
-  X(wave_128x192x128_ordered)
+  X(wave_128x128x128_cluster2)
 #define CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(X)                                 \
   CUSTOM_FP8_SCALED_MM_SWAP_CONFIGS(X) CUSTOM_FP8_SCALED_MM_STREAMK_CONFIGS(X) \
   CUSTOM_FP8_SCALED_MM_TILE_CONFIGS(X)
@@ -104,14 +101,11 @@ struct splitk_64x16x128 : SplitK<16> {};
 struct splitk_64x32x128 : SplitK<32> {};
 struct splitk_64x64x128 : SplitK<64> {};
 // The wave GEMM's configurations: activation rows per CTA tile (one or two
-// 128-row waves), weight rows (one WGMMA's N), CTAs per cluster along N
-// (2: the pair multicasts the activation rows its tiles share), and whether
-// the math warpgroups take turns issuing their MMAs (tiles without room
-// for a second temporary accumulator: wave_mm_sm90.cuh).
-template <int BlockM, int BlockN, int ClusterN = 1, bool Ordered = false>
+// 128-row waves), weight rows (one WGMMA's N) and CTAs per cluster along N
+// (2: the pair multicasts the activation rows its tiles share).
+template <int BlockM, int BlockN, int ClusterN = 1>
 struct Wave {
   static constexpr int kBlockM = BlockM, kBlockN = BlockN, kClusterN = ClusterN;
-  static constexpr bool kOrdered = Ordered;
 };
 struct wave_256x128x128 : Wave<256, 128> {};  // two waves: the most MMA work per byte of shared memory
 struct wave_128x192x128 : Wave<128, 192> {};  // one wave: half the rows, for M in 128-tile steps
@@ -119,8 +113,6 @@ struct wave_128x128x128 : Wave<128, 128> {};
 struct wave_256x128x128_cluster2 : Wave<256, 128, 2> {};
 struct wave_128x192x128_cluster2 : Wave<128, 192, 2> {};
 struct wave_128x128x128_cluster2 : Wave<128, 128, 2> {};
-struct wave_256x128x128_ordered : Wave<256, 128, 1, true> {};
-struct wave_128x192x128_ordered : Wave<128, 192, 1, true> {};
 }  // namespace configs
 
 // Runs a split-K configuration (splitk_mm_sm90.cu); ElementD is
@@ -128,7 +120,7 @@ struct wave_128x192x128_ordered : Wave<128, 192, 1, true> {};
 template <class ElementD, int kTokens>
 void run_splitk_mm(const ScaledMmArgs& p, cudaStream_t stream);
 // Runs a wave configuration (wave_mm_sm90.cu).
-template <class ElementD, class Config>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN>
 void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream);
 
 // Runs configuration `config` (0 <= config < scaled_mm_num_configs()).

@@ -103,7 +103,8 @@ void run_config(const ScaledMmArgs& p, int config, cudaStream_t stream) {
   using Runner = void (*)(const ScaledMmArgs&, cudaStream_t);
 #define CUSTOM_FP8_CONFIG_RUNNER(name) &run_scaled_mm<ScaledMmKernel<ElementD, configs::name>>,
 #define CUSTOM_FP8_SPLITK_RUNNER(name) &run_splitk_mm<ElementD, configs::name::kTokens>,
-#define CUSTOM_FP8_WAVE_RUNNER(name) &run_wave_mm<ElementD, configs::name>,
+#define CUSTOM_FP8_WAVE_RUNNER(name) \
+  &run_wave_mm<ElementD, configs::name::kBlockM, configs::name::kBlockN, configs::name::kClusterN>,
   static constexpr Runner runners[] = {
       CUSTOM_FP8_SCALED_MM_CUTLASS_CONFIGS(CUSTOM_FP8_CONFIG_RUNNER)
           CUSTOM_FP8_SCALED_MM_SPLITK_CONFIGS(CUSTOM_FP8_SPLITK_RUNNER)

@@ -43,15 +43,13 @@ int64_t max_active_clusters(Kernel kernel, int threads, int smem, int cluster) {
 
 // Launches the wave GEMM on [M, K] x [N, K]^T (both K-major, row strides lda
 // and ldb bytes) into `out`, with `block` scales when kBlockScaled.
-template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kOrdered,
-          bool kBlockScaled>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kBlockScaled>
 void launch_wave_mm(const void* a, const void* b, int64_t k, int64_t lda, int64_t ldb,
                     const ScaledOutput& out, const wave::BlockScales& block,
                     cudaStream_t stream) {
   constexpr int64_t kBandBytes = 24 << 20;
   constexpr int kSmem = wave::kSmemBytes<kBlockM, kBlockN>;
-  const auto kernel =
-      &wave::wave_mm_kernel<ElementD, kBlockM, kBlockN, kClusterN, kOrdered, kBlockScaled>;
+  const auto kernel = &wave::wave_mm_kernel<ElementD, kBlockM, kBlockN, kClusterN, kBlockScaled>;
   // Tiles in the scheduler's units: a cluster's kClusterN tiles along N count as one.
   const int64_t m_tiles = cdiv(out.m, kBlockM), n_tiles = cdiv(out.n, kClusterN * kBlockN);
   const int64_t group_m = std::clamp<int64_t>(kBandBytes / (kBlockM * k), 1, m_tiles);
@@ -77,36 +75,39 @@ void launch_wave_mm(const void* a, const void* b, int64_t k, int64_t lda, int64_
                   params);
 }
 
-template <class ElementD, class Config>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN>
 void run_wave_mm(const ScaledMmArgs& p, cudaStream_t stream) {
-  launch_wave_mm<ElementD, Config::kBlockM, Config::kBlockN, Config::kClusterN, Config::kOrdered,
-                 false>(p.a, p.b, p.k, p.lda, p.ldb, scaled_output(p), {}, stream);
+  launch_wave_mm<ElementD, kBlockM, kBlockN, kClusterN, false>(p.a, p.b, p.k, p.lda, p.ldb,
+                                                               scaled_output(p), {}, stream);
 }
 
-template <class ElementD, class Config>
+template <class ElementD, int kBlockM, int kClusterN>
 void run_block_wave_mm(const BlockScaledMmArgs& p, cudaStream_t stream) {
-  static_assert(Config::kBlockN == 128, "one weight-scale block per tile");
   ScaledOutput out{};
   out.out = p.out;
   out.m = static_cast<int>(p.m);
   out.n = static_cast<int>(p.n);
-  launch_wave_mm<ElementD, Config::kBlockM, 128, Config::kClusterN, Config::kOrdered, true>(
+  launch_wave_mm<ElementD, kBlockM, 128, kClusterN, true>(
       p.a, p.b, p.k, p.lda, p.ldb, out, {p.scale_a, p.scale_b, p.scale_a_ld, p.scale_b_ld},
       stream);
 }
 
-#define CUSTOM_FP8_INSTANTIATE(name)                                                          \
-  template void run_wave_mm<cutlass::bfloat16_t, configs::name>(const ScaledMmArgs&,          \
-                                                                 cudaStream_t);               \
-  template void run_wave_mm<cutlass::half_t, configs::name>(const ScaledMmArgs&, cudaStream_t);
+#define CUSTOM_FP8_INSTANTIATE(name)                                                \
+  template void run_wave_mm<cutlass::bfloat16_t, configs::name::kBlockM,            \
+                            configs::name::kBlockN, configs::name::kClusterN>(      \
+      const ScaledMmArgs&, cudaStream_t);                                           \
+  template void run_wave_mm<cutlass::half_t, configs::name::kBlockM,                \
+                            configs::name::kBlockN, configs::name::kClusterN>(      \
+      const ScaledMmArgs&, cudaStream_t);
 CUSTOM_FP8_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_INSTANTIATE)
 #undef CUSTOM_FP8_INSTANTIATE
-#define CUSTOM_FP8_INSTANTIATE(name)                                                           \
-  template void run_block_wave_mm<cutlass::bfloat16_t, configs::name>(const BlockScaledMmArgs&, \
-                                                                       cudaStream_t);            \
-  template void run_block_wave_mm<cutlass::half_t, configs::name>(const BlockScaledMmArgs&,     \
-                                                                   cudaStream_t);
-CUSTOM_FP8_BLOCK_SCALED_MM_WAVE_CONFIGS(CUSTOM_FP8_INSTANTIATE)
+#define CUSTOM_FP8_INSTANTIATE(ElementD)                                                   \
+  template void run_block_wave_mm<ElementD, 256, 1>(const BlockScaledMmArgs&, cudaStream_t); \
+  template void run_block_wave_mm<ElementD, 128, 1>(const BlockScaledMmArgs&, cudaStream_t); \
+  template void run_block_wave_mm<ElementD, 256, 2>(const BlockScaledMmArgs&, cudaStream_t); \
+  template void run_block_wave_mm<ElementD, 128, 2>(const BlockScaledMmArgs&, cudaStream_t);
+CUSTOM_FP8_INSTANTIATE(cutlass::bfloat16_t)
+CUSTOM_FP8_INSTANTIATE(cutlass::half_t)
 #undef CUSTOM_FP8_INSTANTIATE
 
 }  // namespace custom_fp8::sm90

@@ -24,13 +24,12 @@
 //     k-block's operands: the latency of their loads is the producer's). The
 //     two warpgroups meet only at the producer's barriers, so one's promotion
 //     can run while the other's WGMMAs keep the tensor cores busy (left
-//     alone they fall into step: see the two schedules below);
+//     alone they fall into step, released by the same stage, and promote at
+//     the same time: docs/performance.md, "Compute-bound M");
 //   - 128 x 128 tiles (one wave, 64 accumulator registers to spare) keep two
 //     temporary accumulators: a warpgroup issues k-block kb + 1's WGMMAs
 //     before it promotes k-block kb, so its own promotion never waits on
-//     the tensor cores either; the other tiles can have their two
-//     warpgroups take turns issuing (kOrdered: *_ordered configurations),
-//     so that one's promotion always runs under the other's WGMMAs;
+//     the tensor cores either;
 //   - setmaxnreg: the producer warpgroup keeps 40 registers per thread and
 //     the math warpgroups take 232;
 //   - one producer thread streams 128-deep k-blocks of the kBlockM activation
@@ -51,8 +50,7 @@
 //     warpgroups write this one's out;
 //   - the epilogue applies the scales and the bias in float32 (block-scaled:
 //     applied at the promotions already) and rounds once, from the
-//     accumulators straight to global memory; a second producer warp copies
-//     each tile's scales and bias into shared memory a tile ahead;
+//     accumulators straight to global memory;
 //   - PDL: every thread waits for the grid it depends on (the activations,
 //     the scales, the bias) before its first read, and the math warpgroups
 //     let the next grid launch after their last MMA.
@@ -140,13 +138,6 @@ struct alignas(1024) SharedStorage {  // 1024: the 128B-swizzle atom (8 rows x 1
   float scale_b[kStages];           // and of its weight block
   uint64_t full[kStages];   // TMA bytes landed
   uint64_t empty[kStages];  // every math warp done with the stage
-  // Per-token and per-tensor scales: the epilogue's scales and bias of the
-  // CTA's i-th tile, in float32, in buffer i % 2.
-  float out_scale_a[2][kBlockM];
-  float out_scale_b[2][kBlockN];
-  float out_bias[2][kBlockN];
-  uint64_t out_full[2];   // the copy warp's 32 lanes wrote the buffer
-  uint64_t out_empty[2];  // every math warp read it
 };
 
 template <int kBlockM, int kBlockN>
@@ -203,8 +194,7 @@ __device__ __forceinline__ void mma(uint64_t a, uint64_t b, float* acc, bool acc
           accumulate ? cute::SM90::GMMA::ScaleOut::One : cute::SM90::GMMA::ScaleOut::Zero);
 }
 
-template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kOrdered,
-          bool kBlockScaled>
+template <class ElementD, int kBlockM, int kBlockN, int kClusterN, bool kBlockScaled>
 __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_constant__ CUtensorMap a_map,
                                                               const __grid_constant__ CUtensorMap b_map,
                                                               const Params p) {
@@ -221,7 +211,6 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
   constexpr int kSliceM = kBlockM / kClusterN;  // activation rows each CTA loads for the cluster
   // One wave with room for a second temporary accumulator (3 x 64 registers).
   constexpr bool kPipelined = kWaves == 1 && kBlockN == 128;
-  static_assert(!(kOrdered && kPipelined), "a pipelined warpgroup keeps its own MMAs queued");
 
   extern __shared__ uint8_t smem_raw[];
   auto& s = swizzle_aligned<Storage>(smem_raw);
@@ -237,13 +226,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     cute::prefetch_tma_descriptor(&a_map);
     cute::prefetch_tma_descriptor(&b_map);
   }
-  if (threadIdx.x == 0)
-#pragma unroll
-    for (int b = 0; b < 2; ++b) {
-      Barrier::init(&s.out_full[b], 32);
-      Barrier::init(&s.out_empty[b], kMathWarps);
-    }
-  init_ring(s.full, s.empty, kBlockScaled ? 1 + 32 : 1, kMathWarps * kClusterN);  // fences both
+  init_ring(s.full, s.empty, kBlockScaled ? 1 + 32 : 1, kMathWarps * kClusterN);
   // The peer multicasts into this CTA's stages and arrives on its barriers.
   if constexpr (kClusterN > 1) cute::cluster_sync();
   // The activations, the scales and the bias may be the previous grid's output.
@@ -280,7 +263,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int last = max(it - kStages, 0); last < it; ++last)
           Barrier::wait(&s.empty[last % kStages], (last / kStages) & 1);
     } else if (kBlockScaled && threadIdx.x / 32 == kMathWarps + 1) {
-      // Block-scaled: the second producer warp copies the k-blocks' scales (cp.async),
+      // Block-scaled: the second producer warp copies the scales (cp.async),
       // lane i those of rows i + 32j, and arrives on the stage's `full`
       // barrier once its copies have landed. Past M and N it writes zeros
       // (a cluster's last tile lies past N where N has an odd number of
@@ -305,38 +288,6 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
                        n_in);
           cutlass::arch::cpasync_barrier_arrive_noinc(&s.full[stage]);
         }
-      }
-    } else if (!kBlockScaled && threadIdx.x / 32 == kMathWarps + 1) {
-      // Otherwise it copies each tile's epilogue scales and bias, lane i
-      // rows and columns i + 32j, one round trip to L2 a tile and a tile
-      // ahead: the epilogue reads them from shared memory (when the math
-      // warps loaded them, the epilogue waited ~1 us for L2 with the tensor
-      // cores idle). Past M and N: zeros.
-      const int lane = threadIdx.x % 32;
-      for (int tile = first_tile, i = 0; tile < tiles; tile += tile_stride, ++i) {
-        const TileBlocks blocks = tile_blocks<kClusterN>(p, tile, rank);
-        const int buf = i % 2;
-        if (i >= 2) Barrier::wait(&s.out_empty[buf], (i / 2 - 1) & 1);
-        float sa[kBlockM / 32], sb[kBlockN / 32], bias[kBlockN / 32];
-#pragma unroll
-        for (int j = 0; j < kBlockM / 32; ++j) {
-          const int m = blocks.m * kBlockM + lane + 32 * j;
-          sa[j] = m < p.out.m ? p.out.scale_a_of(m) : 0.f;
-        }
-#pragma unroll
-        for (int j = 0; j < kBlockN / 32; ++j) {
-          const int n = blocks.n * kBlockN + lane + 32 * j;
-          sb[j] = n < p.out.n ? p.out.scale_b_of(n) : 0.f;
-          bias[j] = n < p.out.n ? p.out.bias_of<ElementD>(n) : 0.f;
-        }
-#pragma unroll
-        for (int j = 0; j < kBlockM / 32; ++j) s.out_scale_a[buf][lane + 32 * j] = sa[j];
-#pragma unroll
-        for (int j = 0; j < kBlockN / 32; ++j) {
-          s.out_scale_b[buf][lane + 32 * j] = sb[j];
-          s.out_bias[buf][lane + 32 * j] = bias[j];
-        }
-        Barrier::arrive(&s.out_full[buf]);
       }
     }
     return;
@@ -450,13 +401,6 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     } else {
       // One temporary accumulator that the waves share: each batch is
       // promoted once complete, while the other warpgroup's WGMMAs run.
-      // Left alone, the two warpgroups fall into step (released by the same
-      // stage, their batches interleave on the tensor cores, finish
-      // together, and both promote while the tensor cores wait); kOrdered
-      // makes them issue in turn, warpgroup 0 first, through two named
-      // barriers (turn w: warpgroup w may issue; 256 threads each).
-      using cutlass::arch::NamedBarrier;
-      const bool last_tile = tile + tile_stride >= tiles;
       float step[kAccum];
       for (int kb = 0; kb < p.k_blocks; ++kb, ++it) {
         wait_landed(it);
@@ -465,12 +409,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
         for (int v = 0; v < kWaves; ++v) scales_of(it, v, scale[v]);
 #pragma unroll
         for (int v = 0; v < kWaves; ++v) {
-          // Warpgroup 0's first batch needs no turn, warpgroup 1's last passes none.
-          const bool first = it == 0 && v == 0;
-          const bool last = last_tile && kb == p.k_blocks - 1 && v == kWaves - 1;
-          if (kOrdered && !(warpgroup == 0 && first)) NamedBarrier::sync(256, warpgroup);
           issue(it, v, step);
-          if (kOrdered && !(warpgroup == 1 && last)) NamedBarrier::arrive(256, 1 - warpgroup);
           cute::warpgroup_wait<0>();
           if (v == kWaves - 1) release(it);
           promote(v, step, scale[v]);
@@ -479,34 +418,46 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
     }
     if (tile + tile_stride >= tiles) cutlass::arch::launch_dependent_grids();  // our last MMA
 
-    // The epilogue, with the scales and bias of the tile from shared memory
-    // (block-scaled: none). Per 32 columns: the four lanes of a quad hold
-    // one row's 16 pairs of columns 8u + 2q (+ 1) (u < 4, q = lane % 4); a
-    // transpose within the quad gives lane q the 8 columns 8q..8q + 7, one
-    // 16-byte store (N % 16 == 0: all in or all out). Every lane shuffles,
-    // stores are guarded.
+    // The epilogue. Its scales and bias are loaded first, all at once: one
+    // round trip to L2 per tile, not one per column pair (~7 us per tile
+    // when each load waited for the last). Then per 32 columns: the four
+    // lanes of a quad hold one row's 16 pairs of columns 8u + 2q (+ 1)
+    // (u < 4, q = lane % 4); a transpose within the quad gives lane q the 8
+    // columns 8q..8q + 7, one 16-byte store (N % 16 == 0: all in or all
+    // out). Every lane shuffles, stores are guarded.
     const int q = lane % 4;
-    const int buf = (tile - first_tile) / tile_stride % 2;
-    if constexpr (!kBlockScaled)
-      Barrier::wait(&s.out_full[buf], (tile - first_tile) / tile_stride / 2 & 1);
-    float sa[kWaves][2];
+    float sa[kWaves][2], sb[kBlockN / 8][2], bias[kBlockN / 8][2];
 #pragma unroll
     for (int v = 0; v < kWaves; ++v)
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
-        sa[v][h] = kBlockScaled ? 1.f : load_shared(&s.out_scale_a[buf][warp_row + v * kWaveM + 8 * h]);
+      for (int h = 0; h < 2; ++h) {
+        const int m = row + v * kWaveM + 8 * h;
+        sa[v][h] = kBlockScaled ? 1.f : m < p.out.m ? p.out.scale_a_of(m) : 0.f;
+      }
+    const bool with_bias = !kBlockScaled && p.out.bias != nullptr;  // one branch, not one per load
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int n = blocks.n * kBlockN + 8 * j + 2 * q + c;
+        sb[j][c] = kBlockScaled ? 1.f : n < p.out.n ? p.out.scale_b_of(n) : 0.f;
+        bias[j][c] = 0.f;
+      }
+    if (with_bias) {
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int n = blocks.n * kBlockN + 8 * j + 2 * q + c;
+          if (n < p.out.n) bias[j][c] = p.out.bias_of<ElementD>(n);
+        }
+    }
 #pragma unroll
     for (int t = 0; t < kBlockN / 32; ++t) {
       uint32_t pairs[kWaves][2][4];  // [wave][row + 8h][u]: two rounded outputs each
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int j = 4 * t + u;
-        float sb[2], bias[2];
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          sb[c] = kBlockScaled ? 1.f : load_shared(&s.out_scale_b[buf][8 * j + 2 * q + c]);
-          bias[c] = kBlockScaled ? 0.f : load_shared(&s.out_bias[buf][8 * j + 2 * q + c]);
-        }
 #pragma unroll
         for (int v = 0; v < kWaves; ++v)
 #pragma unroll
@@ -514,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
             alignas(4) ElementD o[2];
 #pragma unroll
             for (int c = 0; c < 2; ++c)
-              o[c] = ElementD(sa[v][h] * (sb[c] * acc[v][4 * j + 2 * h + c]) + bias[c]);
+              o[c] = ElementD(sa[v][h] * (sb[j][c] * acc[v][4 * j + 2 * h + c]) + bias[j][c]);
             pairs[v][h][u] = *reinterpret_cast<const uint32_t*>(o);
           }
       }
@@ -527,10 +478,6 @@ __global__ void __launch_bounds__(kThreads, 1) wave_mm_kernel(const __grid_const
           if (m < p.out.m && n < p.out.n)
             *reinterpret_cast<uint4*>(p.out.at<ElementD>(m, n)) = cols;
         }
-    }
-    if constexpr (!kBlockScaled) {
-      __syncwarp();  // the warp's lanes have read the buffer
-      if (lane == 0) Barrier::arrive(&s.out_empty[buf]);
     }
   }
 }
