@@ -398,6 +398,14 @@ def component_methods(ops: Operands, up: "Upstream | None") -> dict:
     if (splitk := splitk_config(m)) is not None:
         methods["gemm_ours_splitk"] = lambda i: cf8.scaled_mm(
             pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=splitk)
+    if m <= 64 and cf8.CUDA_BACKEND == "cuda":  # each swap-AB decode kernel, forced
+        # (gemm_swap_*): at M = 4 the dispatched one measured ~1 us slower
+        # here than at M = 1 and 16 while the tuner timed its choice there
+        # flat; whether the dispatch or the kernel is slower shows beside it
+        for config, name in enumerate(scaled_mm_configs()):
+            if name.startswith("swap_64x"):
+                methods[f"gemm_{name}"] = lambda i, c=config: cf8.scaled_mm(
+                    pre[i][0], wt(i), pre[i][1], w["ch_scale"], torch.bfloat16, config=c)
     if m >= 128 and cf8.CUDA_BACKEND == "cuda":  # our main loop for compute-bound M
         for wave in wave_configs():  # gemm_wave_MxNx128
             methods[f"gemm_{scaled_mm_configs()[wave]}"] = lambda i, c=wave: cf8.scaled_mm(
