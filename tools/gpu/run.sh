@@ -25,6 +25,10 @@
 #                  then times beside ours
 #   block-jit      their JIT caches -> $OUT/block_jit.tar.xz (carry it back as
 #                  .carry/block/jit.tar.xz: later calls skip the builds)
+#   ncu            Nsight Compute over tools/gpu/ncu_gemm.py (one launch per GEMM
+#                  case, clocks left alone): $OUT/ncu.csv, every metric of the
+#                  sections below a row per kernel, in the order of
+#                  $OUT/ncu_cases.txt
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
@@ -75,6 +79,14 @@ for stage in "$@"; do
       done ;;
     block-smoke)
       VLLM_C_LIB=$VLLM_UPSTREAM_C python3 benchmarks/upstream_block.py 2>&1 | tee "$OUT/block_smoke.log" ;;
+    ncu)
+      timeout ${NCU_S:-300} ncu --profile-from-start off --clock-control none -f -o /tmp/gemm \
+          --section SpeedOfLight --section ComputeWorkloadAnalysis \
+          --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats \
+          python3 tools/gpu/ncu_gemm.py > /tmp/ncu.log 2> "$OUT/ncu_cases.txt"
+      echo "ncu rc=$?"; grep "==ERROR==\|==WARNING==" /tmp/ncu.log | head -5
+      ncu --import /tmp/gemm.ncu-rep --csv --page raw > "$OUT/ncu.csv"
+      echo "$(grep -c "^case" "$OUT/ncu_cases.txt") cases, $(($(wc -l < "$OUT/ncu.csv") - 2)) kernels" ;;
     block-jit)
       tar -C "$BLOCK_CACHE" -cf - . | xz -T0 -6 > "$OUT/block_jit.tar.xz"; ls -la "$OUT/block_jit.tar.xz" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
