@@ -26,20 +26,12 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sanitize import DEV, fp8  # noqa: E402  (it puts the repo on sys.path)
 
 import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8._library import (block_scaled_mm_configs, scaled_mm_configs,  # noqa: E402
                                       wave_configs)
-
-FP8 = torch.float8_e4m3fn
-DEV = "cuda"
-
-
-def fp8(rows, cols, seed):
-    g = torch.Generator(DEV).manual_seed(seed)
-    return (torch.randn(rows, cols, device=DEV, generator=g) * 100).clamp(-448, 448).to(FP8)
 
 
 def scales(shape, seed):
