@@ -188,3 +188,27 @@ def test_compare_gives_the_analytic_model_gain():
     assert "gemm_ours_token M 1-64: 1.081x (0.99-1.77, 56 points)" in out
     assert "ours_cuda_token M 1-64: 1.066x (0.99-1.57, 56 points)" in out
     assert "of 240 common points got more than 5% slower" in out
+
+
+def test_ncu_table_pairs_cases_with_kernels(tmp_path):
+    """tools/gpu/ncu_table.py over a raw page of ncu's: a row per case in
+    launch order, the metrics asked for, stall columns only where some case
+    stalls on them; a case list that does not pair up is refused."""
+    header = ["ID", "Kernel Name", "gpu__time_duration.sum",
+              "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
+              "smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio",
+              "smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio"]
+    rows = [header, ["", "", "us", "%", "", ""], ["0", "wave_mm_kernel", "1,520.3", "81.2", "0.41", "0.01"],
+            ["1", "cutlass_gemm", "1,402.0", "93.5", "0.02", "0.02"]]
+    (tmp_path / "ncu.csv").write_text("\n".join(",".join(f'"{c}"' for c in r) for r in rows))
+    (tmp_path / "cases.txt").write_text("case 0: gate_up_proj M=8192 wave_256x128x128\n"
+                                        "case 1: gate_up_proj M=8192 upstream\n")
+    tool = [sys.executable, str(REPO / "tools/gpu/ncu_table.py"), str(tmp_path / "ncu.csv")]
+    out = subprocess.run(tool + [str(tmp_path / "cases.txt")], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.index("wave_256x128x128") < out.index("1,520.3") < out.index("upstream") \
+        < out.index("1,402.0")
+    assert "gmma_cycles_active" in out and "stalled_barrier" in out
+    assert "long_scoreboard" not in out
+    (tmp_path / "one.txt").write_text("case 0: only one\n")
+    assert subprocess.run(tool + [str(tmp_path / "one.txt")], capture_output=True).returncode == 1

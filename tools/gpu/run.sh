@@ -28,7 +28,7 @@
 #   ncu            Nsight Compute over tools/gpu/ncu_gemm.py (one launch per GEMM
 #                  case, clocks left alone): $OUT/ncu.csv, every metric of the
 #                  sections below a row per kernel, in the order of
-#                  $OUT/ncu_cases.txt
+#                  $OUT/ncu_cases.txt (tools/gpu/ncu_table.py pairs them)
 # Everything lands in $OUT: logs, junit XML, benchmark JSON.
 set -u
 cd "$(dirname "$0")/../.."
