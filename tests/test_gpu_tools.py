@@ -198,7 +198,8 @@ def test_ncu_table_pairs_cases_with_kernels(tmp_path):
               "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
               "smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio",
               "smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio"]
-    rows = [header, ["", "", "us", "%", "", ""], ["0", "wave_mm_kernel", "1,520.3", "81.2", "0.41", "0.01"],
+    rows = [header, ["", "", "us", "%", "", ""],
+            ["0", "wave_mm_kernel", "1,520.3", "81.2", "0.41", "0.01"],
             ["1", "cutlass_gemm", "1,402.0", "93.5", "0.02", "0.02"]]
     (tmp_path / "ncu.csv").write_text("\n".join(",".join(f'"{c}"' for c in r) for r in rows))
     (tmp_path / "cases.txt").write_text("case 0: gate_up_proj M=8192 wave_256x128x128\n"

@@ -33,6 +33,9 @@ import vllm.custom_fp8 as cf8  # noqa: E402
 from vllm.custom_fp8._library import (block_scaled_mm_configs, scaled_mm_configs,  # noqa: E402
                                       wave_configs)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from bench_fp8_linear import Upstream  # noqa: E402
+
 
 def scales(shape, seed):
     g = torch.Generator(DEV).manual_seed(seed)
@@ -42,28 +45,27 @@ def scales(shape, seed):
 def cases(upstream):
     """(name, fn) in launch order."""
     names = scaled_mm_configs()
+
+    def ours(a, w, sa, sb, config=-1):  # -1: the dispatch
+        return lambda: cf8.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, config=config)
+
     for proj, n, k in (("gate_up_proj", 28672, 4096), ("o_proj", 4096, 4096)):
         m = 8192
         a, w = fp8(m, k, 1), fp8(n, k, 2)
         sa, sb = scales((m, 1), 3), scales((n,), 4)
         tag = f"{proj} M={m}"
         for c in wave_configs():
-            yield f"{tag} {names[c]}", lambda a=a, w=w, sa=sa, sb=sb, c=c: cf8.scaled_mm(
-                a, w.t(), sa, sb, torch.bfloat16, config=c)
-        yield f"{tag} dispatch", lambda a=a, w=w, sa=sa, sb=sb: cf8.scaled_mm(
-            a, w.t(), sa, sb, torch.bfloat16)
+            yield f"{tag} {names[c]}", ours(a, w, sa, sb, c)
+        yield f"{tag} dispatch", ours(a, w, sa, sb)
         if upstream is not None:
-            yield f"{tag} upstream", lambda a=a, w=w, sa=sa, sb=sb: upstream.cutlass_scaled_mm(
-                torch.empty(a.shape[0], w.shape[0], dtype=torch.bfloat16, device=DEV),
-                a, w.t(), sa, sb, None)
+            yield f"{tag} upstream", lambda a=a, w=w, sa=sa, sb=sb: upstream.scaled_mm(
+                a, w.t(), sa, sb)
         if proj == "gate_up_proj":  # block-scaled, the same main loop
-            block_names = block_scaled_mm_configs()
             sa_block = scales((k // 128, m), 5).t()  # [M, K/128], column-major
             sb_block = scales((n // 128, k // 128), 6).t()  # [K/128, N/128]
-            for c in range(len(block_names)):
-                yield f"{tag} block {block_names[c]}", \
-                    lambda a=a, w=w, sa=sa_block, sb=sb_block, c=c: cf8.block_scaled_mm(
-                        a, w.t(), sa, sb, torch.bfloat16, config=c)
+            for c, name in enumerate(block_scaled_mm_configs()):
+                yield f"{tag} block {name}", lambda a=a, w=w, c=c: cf8.block_scaled_mm(
+                    a, w.t(), sa_block, sb_block, torch.bfloat16, config=c)
     n = k = 4096
     w = fp8(n, k, 7)
     sb = scales((n,), 8)
@@ -71,19 +73,15 @@ def cases(upstream):
     for m in (1, 4, 16):
         a, sa = fp8(m, k, 9), scales((m, 1), 10)
         tag = f"o_proj M={m}"
-        yield f"{tag} dispatch", lambda a=a, sa=sa: cf8.scaled_mm(a, w.t(), sa, sb, torch.bfloat16)
-        yield f"{tag} swap_64x32x256_promote512", lambda a=a, sa=sa: cf8.scaled_mm(
-            a, w.t(), sa, sb, torch.bfloat16, config=table_choice)
+        yield f"{tag} dispatch", ours(a, w, sa, sb)
+        yield f"{tag} swap_64x32x256_promote512", ours(a, w, sa, sb, table_choice)
         if upstream is not None:
-            yield f"{tag} upstream", lambda a=a, sa=sa: upstream.cutlass_scaled_mm(
-                torch.empty(m, n, dtype=torch.bfloat16, device=DEV), a, w.t(), sa, sb, None)
+            yield f"{tag} upstream", lambda a=a, sa=sa: upstream.scaled_mm(a, w.t(), sa, sb)
 
 
 def main():
-    upstream = None
-    if os.environ.get("VLLM_UPSTREAM_C"):
-        torch.ops.load_library(os.environ["VLLM_UPSTREAM_C"])
-        upstream = torch.ops._C
+    path = os.environ.get("VLLM_UPSTREAM_C")
+    upstream = Upstream(path) if path else None
     cudart = torch.cuda.cudart()
     for i, (name, fn) in enumerate(cases(upstream)):
         fn()
